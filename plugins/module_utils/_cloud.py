@@ -1,0 +1,305 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+"""Cloud access: the common connection options, the connection, and Glance
+requests with bounded retries and one error translation.
+
+The options are the ones openstack.cloud uses, so ``module_defaults`` and
+clouds.yaml files written for openstack.cloud work unchanged. Requests go
+through openstacksdk's image proxy (a keystoneauth adapter): the SDK does the
+auth, catalog and version discovery; this module adds what nova's Glance
+client wrapper does on top: bounded retries with backoff on connection-level
+failures and one clear message per failure.
+
+Private to the collection; not a public API.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import traceback
+
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+
+SDK_IMPORT_ERROR = None
+try:
+    import openstack
+    from openstack import exceptions as sdk_exceptions
+    from keystoneauth1 import exceptions as ka_exceptions
+    import requests
+except ImportError:  # reported by the module through missing_required_lib
+    SDK_IMPORT_ERROR = traceback.format_exc()
+
+HAS_SDK = SDK_IMPORT_ERROR is None
+
+# Options that belong inside ``cloud`` when ``cloud`` is given as a dict.
+_CONNECTION_OPTIONS = ('auth', 'auth_type', 'region_name', 'validate_certs', 'ca_cert',
+                       'client_cert', 'client_key', 'api_timeout')
+
+# HTTP statuses that mean "the service is there but cannot answer now": retried.
+_RETRY_STATUSES = (502, 503, 504)
+
+_UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
+_TAG_RE = re.compile(r'<[^>]+>')
+
+
+def cloud_argument_spec():
+    """The connection options every module takes (documented by the
+    ``osimage.glance.cloud`` doc fragment)."""
+    return dict(
+        cloud=dict(type='raw'),
+        auth_type=dict(type='str'),
+        auth=dict(type='dict', no_log=True),
+        region_name=dict(type='str'),
+        validate_certs=dict(type='bool', aliases=['verify']),
+        ca_cert=dict(type='path', aliases=['cacert']),
+        client_cert=dict(type='path', aliases=['cert']),
+        client_key=dict(type='path', no_log=False, aliases=['key']),
+        api_timeout=dict(type='int'),
+        interface=dict(type='str', default='public', choices=['public', 'internal', 'admin'],
+                       aliases=['endpoint_type']),
+        api_retries=dict(type='int', default=3),
+    )
+
+
+def connection_kwargs(params):
+    """Turn module parameters into ``openstack.connect`` keyword arguments."""
+    cloud = params.get('cloud')
+    if isinstance(cloud, dict):
+        clashing = sorted(name for name in _CONNECTION_OPTIONS if params.get(name) is not None)
+        if clashing:
+            raise errors.CloudConfigError(
+                'cloud is given as a dict, so %s must go inside that dict instead of being module '
+                'options.' % ', '.join(clashing))
+        kwargs = dict(cloud)
+        kwargs.setdefault('interface', params.get('interface'))
+        return kwargs
+    if cloud is not None and not isinstance(cloud, str):
+        raise errors.CloudConfigError(
+            'cloud must be the name of a cloud in clouds.yaml or a dict of cloud settings, not %s.'
+            % type(cloud).__name__)
+    kwargs = dict(
+        cloud=cloud,
+        auth_type=params.get('auth_type'),
+        auth=params.get('auth'),
+        region_name=params.get('region_name'),
+        verify=params.get('validate_certs'),
+        cacert=params.get('ca_cert'),
+        cert=params.get('client_cert'),
+        key=params.get('client_key'),
+        api_timeout=params.get('api_timeout'),
+        interface=params.get('interface'),
+    )
+    return dict((key, value) for key, value in kwargs.items() if value is not None)
+
+
+def server_reason(response):
+    """The human part of an error response: Glance answers in JSON or in a
+    small HTML page depending on the layer that refused."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ('message', 'title', 'description', 'detail'):
+            if isinstance(body.get(key), str) and body[key]:
+                return body[key]
+        for value in body.values():
+            if isinstance(value, dict) and value.get('message'):
+                return str(value['message'])
+    text = _TAG_RE.sub(' ', response.text or '')
+    text = ' '.join(text.split())
+    # Glance's HTML pages repeat the status line before the reason.
+    status_line = '%s %s' % (response.status_code, response.reason or '')
+    if text.startswith(status_line.strip()):
+        text = text[len(status_line.strip()):].strip()
+    return text[:500] or (response.reason or 'no reason given')
+
+
+_STATUS_ERRORS = {
+    400: (errors.BadRequestError, 'rejected the request as invalid'),
+    401: (errors.AuthenticationError, 'did not accept the credentials'),
+    403: (errors.NotAuthorizedError, 'refused: the credentials are not allowed to do this'),
+    404: (errors.NotFoundError, 'found no such resource'),
+    409: (errors.ConflictError, 'reported a conflict with the current state'),
+    413: (errors.OverQuotaError, 'refused: over quota or size limit'),
+}
+
+
+def error_for_status(status, reason, what, where):
+    """One exception for an HTTP error status, with the server's reason."""
+    cls, text = _STATUS_ERRORS.get(status, (errors.OsimageError, 'failed'))
+    return cls('%s: %s at %s %s (HTTP %s): %s' % (what, where[0], where[1], text, status, reason),
+               status_code=status)
+
+
+class GlanceAPI(object):
+    """Glance v2 over an openstacksdk connection, with bounded retries."""
+
+    def __init__(self, conn, retries=3, backoff=0.5, sleep=time.sleep):
+        self.conn = conn
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self._sleep = sleep
+        self._endpoint = None
+
+    @classmethod
+    def from_params(cls, params):
+        kwargs = connection_kwargs(params)
+        try:
+            conn = openstack.connect(**kwargs)
+        except sdk_exceptions.ConfigException as exc:
+            raise errors.CloudConfigError(
+                'Cannot configure the cloud connection: %s. Check the cloud name against your '
+                'clouds.yaml (OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack/clouds.yaml, '
+                '/etc/openstack/clouds.yaml) or give auth.' % exc)
+        return cls(conn, retries=params.get('api_retries', 3))
+
+    # -- where things are -------------------------------------------------
+    @property
+    def auth_url(self):
+        try:
+            return self.conn.config.get_auth_args().get('auth_url') or '(no auth_url)'
+        except Exception:  # pylint: disable=broad-except
+            return '(unknown auth_url)'
+
+    @property
+    def endpoint(self):
+        """The image endpoint from the catalog; authenticates on first use."""
+        if self._endpoint is None:
+            # The keystoneauth session itself, not conn.authorize(): that one
+            # folds every failure into a bare SDKException.
+            self._with_retries(self.conn.session.get_token, ('Keystone', self.auth_url), 'Authentication')
+            try:
+                self._endpoint = self.conn.endpoint_for('image')
+            except ka_exceptions.EndpointNotFound as exc:
+                raise errors.CloudConfigError(
+                    'The catalog of %s has no image (Glance) endpoint for this region/interface: %s. '
+                    'Check region_name and interface.' % (self.auth_url, exc))
+            if not self._endpoint:
+                raise errors.CloudConfigError(
+                    'The catalog of %s has no image (Glance) endpoint for this region/interface. '
+                    'Check region_name and interface.' % self.auth_url)
+        return self._endpoint
+
+    # -- the one retry loop -------------------------------------------------
+    def _with_retries(self, call, where, what):
+        """Run ``call`` and retry it on connection-level failures (refused,
+        reset, timeout, 502/503/504) with exponential backoff, as nova's
+        client does; then one clear message naming the service and endpoint.
+        """
+        attempt = 0
+        while True:
+            try:
+                result = call()
+            except ka_exceptions.SSLError as exc:
+                raise errors.CloudConfigError(
+                    '%s: TLS failure talking to %s at %s: %s. Check ca_cert / validate_certs.'
+                    % (what, where[0], where[1], exc))
+            except ka_exceptions.ConnectionError as exc:
+                cause = str(exc)
+            except (sdk_exceptions.HttpException, ka_exceptions.HttpError) as exc:
+                status = getattr(exc, 'status_code', None) or getattr(exc, 'http_status', None)
+                if status in _RETRY_STATUSES:
+                    cause = 'HTTP %s' % status
+                else:
+                    raise self._translate_http_exception(exc, status, where, what)
+            except (ka_exceptions.MissingRequiredOptions, ka_exceptions.MissingAuthPlugin,
+                    ka_exceptions.NoMatchingPlugin, ka_exceptions.DiscoveryFailure) as exc:
+                raise errors.CloudConfigError(
+                    '%s: the cloud configuration is incomplete or invalid: %s. Check cloud/auth '
+                    '(and clouds.yaml).' % (what, exc))
+            else:
+                status = getattr(result, 'status_code', None)
+                if status not in _RETRY_STATUSES:
+                    return result
+                cause = 'HTTP %s %s' % (status, server_reason(result))
+                result.close()
+            attempt += 1
+            if attempt > self.retries:
+                raise errors.ServiceUnavailableError(
+                    '%s: could not reach %s at %s after %d attempt(s): %s'
+                    % (what, where[0], where[1], attempt, cause), attempts=attempt)
+            self._sleep(self.backoff * (2 ** (attempt - 1)))
+
+    def _translate_http_exception(self, exc, status, where, what):
+        if status == 401 and where[0] == 'Keystone':
+            user = self.conn.config.get_auth_args().get('username') or '(token or application credential)'
+            return errors.AuthenticationError(
+                '%s failed: Keystone at %s rejected the credentials of user %s (HTTP 401). '
+                'Check the username, password, project and domains of the cloud.'
+                % (what, where[1], user), status_code=401)
+        reason = getattr(exc, 'details', None) or getattr(exc, 'message', None) or str(exc)
+        return error_for_status(status or 0, reason, what, where)
+
+    # -- requests -----------------------------------------------------------
+    def request(self, method, path, what, stream=False, ok=(200, 201, 204), **kwargs):
+        """One Glance request; returns the response or raises one clear error."""
+        where = ('Glance', self.endpoint)
+
+        def call():
+            return self.conn.image.request(path, method, stream=stream, raise_exc=False,
+                                           connect_retries=0, **kwargs)
+
+        response = self._with_retries(call, where, what)
+        if response.status_code not in ok:
+            reason = server_reason(response)
+            response.close()
+            raise error_for_status(response.status_code, reason, what, where)
+        return response
+
+    def get_json(self, path, what, **kwargs):
+        response = self.request('GET', path, what, **kwargs)
+        return response.json()
+
+    def list_images(self, what, **filters):
+        """All images matching the filters, following Glance's pagination."""
+        images = []
+        params = dict(filters)
+        params.setdefault('limit', 100)
+        path = '/images'
+        while path:
+            page = self.get_json(path, what, params=params)
+            images.extend(page.get('images', []))
+            nxt = page.get('next')
+            if not nxt:
+                break
+            # "next" is a path with the version prefix and the marker query.
+            path = re.sub(r'^/v2', '', nxt)
+            params = None
+        return images
+
+    def find_image(self, name_or_id):
+        """An image by id, or by name when exactly one visible image has it."""
+        what = 'Looking up image %r' % name_or_id
+        if _UUID_RE.match(name_or_id):
+            try:
+                return self.get_json('/images/%s' % name_or_id, what)
+            except errors.NotFoundError:
+                pass  # an image may be named like a UUID
+        matches = self.list_images(what, name=name_or_id)
+        if not matches:
+            raise errors.NotFoundError(
+                'No image with name or id %r is visible to this project in %s. Check the name, the '
+                'cloud and that the image is shared with (and accepted by) this project.'
+                % (name_or_id, self.endpoint))
+        if len(matches) > 1:
+            ids = sorted(image['id'] for image in matches)
+            raise errors.AmbiguousImageError(
+                '%d images are named %r: %s. Give the id of the one you mean as image.'
+                % (len(matches), name_or_id, ', '.join(ids)), image_ids=ids)
+        return matches[0]
+
+    def open_image_data(self, image, what):
+        """A streaming response with the image's bytes."""
+        return self.request('GET', '/images/%s/file' % image['id'], what, stream=True, ok=(200,))
+
+
+def stream_read_errors():
+    """Exceptions a streaming body raises when the connection breaks."""
+    return (requests.exceptions.RequestException, ka_exceptions.ConnectionError)

@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+"""The module runner: the common options, the missing-library check, and the
+one place where domain errors become ``fail_json``.
+
+Private to the collection; not a public API.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils._errors import OsimageError
+
+
+class GlanceModule(object):
+    """An AnsibleModule with the cloud options, run around one function.
+
+    ``run(func)`` calls ``func(module, api)`` with this wrapper and a
+    ``GlanceAPI`` and exits with the dict it returns; an ``OsimageError``
+    raised anywhere below becomes one ``fail_json`` with its message.
+    """
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = _cloud.cloud_argument_spec()
+        spec.update(argument_spec)
+        self.ansible = AnsibleModule(argument_spec=spec, **kwargs)
+        self.params = self.ansible.params
+
+    @property
+    def check_mode(self):
+        return self.ansible.check_mode
+
+    def run(self, func):
+        if not _cloud.HAS_SDK:
+            self.ansible.fail_json(msg=missing_required_lib('openstacksdk'),
+                                   exception=_cloud.SDK_IMPORT_ERROR)
+        try:
+            api = _cloud.GlanceAPI.from_params(self.params)
+            result = func(self, api)
+        except OsimageError as exc:
+            self.ansible.fail_json(msg=exc.msg, **exc.details)
+        self.ansible.exit_json(**result)

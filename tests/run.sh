@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The one entry point for setting up and testing osimage.glance on a fresh Debian machine.
+#
+# Usage: tests/run.sh [COMMAND]
+#   all          (default) setup, then unit, sanity and integration tests, then the demo;
+#                ends with a "stages: N passed, N failed" line and fails if any stage failed
+#   setup        system packages, the dev venv (.venv) and the local cloud (started)
+#   unit         unit tests (ansible-test units)
+#   sanity       ansible-test sanity, no ignore file
+#   integration  integration targets against the local cloud (ansible-test integration)
+#   demo         the main job: playbooks/demo_fetch.yml on the local cloud
+#   bench        the benchmark (not a test); writes docs/benchmark.md
+#   stop         stop the local cloud
+#
+# Environment: VENV (dev venv, default <repo>/.venv), LOCALCLOUD_* (see tests/localcloud/localcloud.sh),
+# OSIMAGE_KEEP_CLOUD=1 keeps the local cloud running after "all".
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+export VENV=${VENV:-$repo/.venv}
+export LOCALCLOUD_DIR=${LOCALCLOUD_DIR:-$repo/.localcloud}
+export LOCALCLOUD_SCRIPT=$repo/tests/localcloud/localcloud.sh
+output=$repo/tests/output
+mkdir -p "$output"
+
+say() { printf '\n=== %s\n' "$*"; }
+
+system_packages() {
+    local missing=()
+    command -v qemu-img >/dev/null || missing+=(qemu-utils)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v shellcheck >/dev/null || missing+=(shellcheck)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        if [[ $(id -u) -ne 0 ]]; then
+            echo "run.sh: missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2
+            return 1
+        fi
+        say "apt-get install ${missing[*]}"
+        apt-get update -qq >"$output/apt.log" 2>&1
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$output/apt.log" 2>&1 ||
+            { tail -n 30 "$output/apt.log" >&2; return 1; }
+    fi
+}
+
+dev_venv() {
+    local stamp=$VENV/.osimage-requirements
+    if [[ -x $VENV/bin/python ]] && cmp -s "$repo/tests/requirements.txt" "$stamp"; then
+        return 0
+    fi
+    say "dev venv $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q -r "$repo/tests/requirements.txt" >"$output/venv.log" 2>&1 ||
+        { tail -n 30 "$output/venv.log" >&2; return 1; }
+    cp "$repo/tests/requirements.txt" "$stamp"
+}
+
+cloud_up() {
+    say "local cloud"
+    local env_lines
+    "$LOCALCLOUD_SCRIPT" start && env_lines=$("$LOCALCLOUD_SCRIPT" env) || return 1
+    eval "$env_lines"
+    export OS_CLIENT_CONFIG_FILE
+}
+
+# The collection as Ansible finds it: a collections path whose osimage/glance is this repo.
+collections_path() {
+    local root=${TMPDIR:-/tmp}/osimage-glance-collections
+    mkdir -p "$root/ansible_collections/osimage"
+    ln -sfn "$repo" "$root/ansible_collections/osimage/glance"
+    export ANSIBLE_COLLECTIONS_PATH=$root
+}
+
+setup() { system_packages && dev_venv && cloud_up; }
+
+unit() { "$repo/tests/ansible_test.sh" units; }
+
+sanity() { "$repo/tests/ansible_test.sh" sanity; }
+
+# Stages run inside "if" in all(), where set -e is off: chain with && so a failed step fails the stage.
+integration() {
+    cloud_up &&
+    ANSIBLE_TEST_PASSENV="LOCALCLOUD_DIR LOCALCLOUD_SCRIPT" "$repo/tests/ansible_test.sh" integration localcloud/
+}
+
+demo() {
+    cloud_up && collections_path &&
+    "$VENV/bin/ansible-playbook" "$repo/playbooks/demo_fetch.yml"
+}
+
+bench() {
+    cloud_up && collections_path &&
+    { [[ -x $VENV/bin/openstack ]] || "$VENV/bin/pip" install -q python-openstackclient >"$output/osc.log" 2>&1; } &&
+    PATH=$VENV/bin:$PATH "$VENV/bin/python" "$repo/tests/benchmark/bench.py" --write "$repo/docs/benchmark.md"
+}
+
+all() {
+    local passed=0 failed=0 stage
+    setup
+    for stage in unit sanity integration demo; do
+        say "stage: $stage"
+        if "$stage"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+            echo "stage $stage FAILED" >&2
+        fi
+    done
+    if [[ ${OSIMAGE_KEEP_CLOUD:-0} != 1 ]]; then
+        "$LOCALCLOUD_SCRIPT" stop || true
+    fi
+    echo
+    echo "stages: $passed passed, $failed failed"
+    [[ $failed -eq 0 ]]
+}
+
+command=${1:-all}
+case "$command" in
+    all) all ;;
+    setup) setup ;;
+    unit | sanity) dev_venv && "$command" ;;
+    integration | demo | bench) system_packages && dev_venv && "$command" ;;
+    stop) "$LOCALCLOUD_SCRIPT" stop ;;
+    -h | --help | help) sed -n '2,/^set -euo/{/^#/{s/^# \{0,1\}//;p;};}' "${BASH_SOURCE[0]}" ;;
+    *) echo "run.sh: unknown command '$command' (see tests/run.sh help)" >&2; exit 2 ;;
+esac

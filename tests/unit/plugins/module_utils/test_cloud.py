@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+"""The cloud core against a fake openstacksdk connection (the boundary):
+option mapping, retries, and one clear error per failure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from keystoneauth1 import exceptions as ka_exceptions
+
+from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+
+ENDPOINT = 'http://glance.test:9292'
+AUTH_URL = 'http://keystone.test:5000/v3'
+
+
+class FakeResponse(object):
+    def __init__(self, status_code, body=None, text=None, reason='', headers=None):
+        self.status_code = status_code
+        self._body = body
+        self.text = text if text is not None else (json.dumps(body) if body is not None else '')
+        self.reason = reason
+        self.headers = headers or {}
+        self.closed = False
+
+    def json(self):
+        if self._body is None:
+            raise ValueError('no json')
+        return self._body
+
+    def close(self):
+        self.closed = True
+
+
+class FakeConfig(object):
+    def get_auth_args(self):
+        return {'auth_url': AUTH_URL, 'username': 'demo', 'password': 'secret'}
+
+
+class FakeSession(object):
+    def __init__(self, token_results):
+        self.token_results = list(token_results)
+        self.calls = 0
+
+    def get_token(self):
+        self.calls += 1
+        if self.token_results:
+            failure = self.token_results.pop(0)
+            raise failure
+        return 'token'
+
+
+class FakeImageProxy(object):
+    def __init__(self, results):
+        self.results = list(results)
+        self.requests = []
+
+    def request(self, path, method, **kwargs):
+        self.requests.append((method, path, kwargs))
+        result = self.results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+class FakeConnection(object):
+    def __init__(self, responses=(), tokens=(), endpoint=ENDPOINT):
+        self.image = FakeImageProxy(responses)
+        self.session = FakeSession(tokens)
+        self.config = FakeConfig()
+        self._endpoint = endpoint
+
+    def endpoint_for(self, service_type):
+        assert service_type == 'image'
+        return self._endpoint
+
+
+def make_api(conn, retries=3):
+    sleeps = []
+    api = _cloud.GlanceAPI(conn, retries=retries, backoff=0.5, sleep=sleeps.append)
+    return api, sleeps
+
+
+def test_named_cloud_maps_openstack_cloud_options_to_sdk_names():
+    params = dict(cloud='prod', auth=None, auth_type=None, region_name='RegionTwo', validate_certs=False,
+                  ca_cert='/ca.pem', client_cert=None, client_key=None, api_timeout=30, interface='internal')
+    assert _cloud.connection_kwargs(params) == dict(
+        cloud='prod', region_name='RegionTwo', verify=False, cacert='/ca.pem', api_timeout=30,
+        interface='internal')
+
+
+def test_cloud_dict_is_passed_through_with_the_interface():
+    params = dict(cloud={'auth': {'auth_url': AUTH_URL}}, interface='public')
+    assert _cloud.connection_kwargs(params) == {'auth': {'auth_url': AUTH_URL}, 'interface': 'public'}
+
+
+def test_cloud_dict_with_options_beside_it_names_them():
+    params = dict(cloud={'auth': {}}, region_name='r', api_timeout=3, interface='public')
+    with pytest.raises(errors.CloudConfigError, match='api_timeout, region_name must go inside that dict'):
+        _cloud.connection_kwargs(params)
+
+
+def test_cloud_of_another_type_is_refused():
+    with pytest.raises(errors.CloudConfigError, match='not list'):
+        _cloud.connection_kwargs(dict(cloud=['a']))
+
+
+def test_server_reason_reads_glance_html_pages():
+    html = ('<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1>'
+            'No image found with ID abc<br /><br /></body></html>')
+    response = FakeResponse(404, text=html, reason='Not Found')
+    assert _cloud.server_reason(response) == '404 Not Found No image found with ID abc'
+
+
+def test_server_reason_reads_json_errors():
+    response = FakeResponse(400, body={'badRequest': {'message': 'Invalid disk format', 'code': 400}})
+    assert _cloud.server_reason(response) == 'Invalid disk format'
+
+
+def test_connection_refused_is_retried_then_named():
+    refused = ka_exceptions.ConnectFailure('Unable to establish connection to %s: refused' % ENDPOINT)
+    conn = FakeConnection(responses=[refused] * 4)
+    api, sleeps = make_api(conn, retries=3)
+    with pytest.raises(errors.ServiceUnavailableError) as info:
+        api.get_json('/images', 'Listing images')
+    assert len(conn.image.requests) == 4
+    assert sleeps == [0.5, 1.0, 2.0]
+    assert info.value.msg.startswith('Listing images: could not reach Glance at %s after 4 attempt(s)' % ENDPOINT)
+    # Our loop owns the retries; keystoneauth must not add its own.
+    assert all(request[2]['connect_retries'] == 0 for request in conn.image.requests)
+
+
+def test_a_503_then_success_returns_the_success():
+    conn = FakeConnection(responses=[FakeResponse(503, text='busy'), FakeResponse(200, body={'images': []})])
+    api, sleeps = make_api(conn)
+    assert api.get_json('/images', 'Listing images') == {'images': []}
+    assert sleeps == [0.5]
+
+
+def test_keystone_down_is_named_as_keystone():
+    down = ka_exceptions.ConnectFailure('Unable to establish connection to %s' % AUTH_URL)
+    conn = FakeConnection(tokens=[down, down])
+    api = make_api(conn, retries=1)[0]
+    with pytest.raises(errors.ServiceUnavailableError, match='could not reach Keystone at %s after 2' % AUTH_URL):
+        api.get_json('/images', 'Listing images')
+    assert conn.image.requests == []
+
+
+def test_wrong_password_is_one_clear_message_without_the_password():
+    conn = FakeConnection(tokens=[ka_exceptions.Unauthorized('The request you have made requires authentication.')])
+    api, sleeps = make_api(conn)
+    with pytest.raises(errors.AuthenticationError) as info:
+        api.get_json('/images', 'Listing images')
+    assert 'rejected the credentials of user demo' in info.value.msg
+    assert 'secret' not in info.value.msg
+    assert sleeps == []
+
+
+@pytest.mark.parametrize('status, cls', [
+    (400, errors.BadRequestError), (403, errors.NotAuthorizedError), (404, errors.NotFoundError),
+    (409, errors.ConflictError), (413, errors.OverQuotaError),
+])
+def test_http_errors_become_one_error_each_with_the_reason(status, cls):
+    conn = FakeConnection(responses=[FakeResponse(status, body={'message': 'server says why'})])
+    api, sleeps = make_api(conn)
+    with pytest.raises(cls) as info:
+        api.get_json('/images/x', 'Reading image x')
+    assert 'server says why' in info.value.msg
+    assert 'HTTP %d' % status in info.value.msg
+    assert info.value.details['status_code'] == status
+    assert sleeps == []
+
+
+def test_missing_image_endpoint_is_a_config_error():
+    api = make_api(FakeConnection(endpoint=None))[0]
+    with pytest.raises(errors.CloudConfigError, match='no image \\(Glance\\) endpoint'):
+        api.get_json('/images', 'Listing images')
+
+
+def test_list_images_follows_pagination():
+    pages = [FakeResponse(200, body={'images': [{'id': '1'}], 'next': '/v2/images?marker=1&name=x'}),
+             FakeResponse(200, body={'images': [{'id': '2'}]})]
+    conn = FakeConnection(responses=pages)
+    api = make_api(conn)[0]
+    assert [image['id'] for image in api.list_images('Listing', name='x')] == ['1', '2']
+    assert conn.image.requests[1][1] == '/images?marker=1&name=x'
+
+
+def test_find_image_by_name_that_several_images_have_lists_the_ids():
+    body = {'images': [{'id': 'b-id', 'name': 'cirros'}, {'id': 'a-id', 'name': 'cirros'}]}
+    api = make_api(FakeConnection(responses=[FakeResponse(200, body=body)]))[0]
+    with pytest.raises(errors.AmbiguousImageError, match="2 images are named 'cirros': a-id, b-id"):
+        api.find_image('cirros')
+
+
+def test_find_image_by_id_falls_back_to_a_name_that_looks_like_an_id():
+    uuid = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
+    responses = [FakeResponse(404, text='not found'),
+                 FakeResponse(200, body={'images': [{'id': 'other', 'name': uuid}]})]
+    api = make_api(FakeConnection(responses=responses))[0]
+    assert api.find_image(uuid)['id'] == 'other'
+
+
+def test_find_image_that_is_not_there_says_where_it_looked():
+    api = make_api(FakeConnection(responses=[FakeResponse(200, body={'images': []})]))[0]
+    with pytest.raises(errors.NotFoundError, match="No image with name or id 'nope' is visible .* %s" % ENDPOINT):
+        api.find_image('nope')

@@ -1,0 +1,174 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+
+import pytest
+
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+
+
+def test_digests_compute_several_algorithms_in_one_pass():
+    digests = transfer.Digests(['sha512', 'md5'])
+    for chunk in (b'abc', b'', b'def' * 1000):
+        digests.update(chunk)
+    data = b'abc' + b'def' * 1000
+    assert digests.size == len(data)
+    assert digests.hexdigests() == {'sha512': hashlib.sha512(data).hexdigest(),
+                                    'md5': hashlib.md5(data).hexdigest()}
+
+
+def test_unknown_hash_algorithm_is_a_clear_error():
+    with pytest.raises(errors.IntegrityError, match="'nohash' is not supported"):
+        transfer.new_digest('nohash')
+
+
+@pytest.mark.parametrize('image, expected', [
+    ({'os_hash_algo': 'sha512', 'os_hash_value': 'AB', 'checksum': 'cd'}, ('sha512', 'ab')),
+    ({'os_hash_algo': None, 'os_hash_value': None, 'checksum': 'CD'}, ('md5', 'cd')),
+    ({'checksum': None}, (None, None)),
+])
+def test_expected_digest_prefers_multihash_then_md5(image, expected):
+    assert transfer.expected_digest(image) == expected
+
+
+def test_hash_file_matches_hashlib(tmp_path):
+    path = tmp_path / 'data'
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    path.write_bytes(data)
+    size, digests = transfer.hash_file(str(path), ['sha256'], chunk_size=1024 * 1024)
+    assert size == len(data)
+    assert digests['sha256'] == hashlib.sha256(data).hexdigest()
+
+
+def test_pump_feeds_every_consumer_in_order():
+    seen_a, seen_b = [], []
+    chunks = [bytes([i]) * 10 for i in range(50)]
+    total = transfer.pump(iter(chunks), [seen_a.append, seen_b.append], depth=2)
+    assert total == 500
+    assert seen_a == chunks and seen_b == chunks
+
+
+def test_pump_raises_a_consumer_failure_and_stops_reading():
+    read = []
+
+    def source():
+        for i in range(1000):
+            read.append(i)
+            yield b'x'
+
+    def failing(chunk):
+        raise errors.DestinationError('disk on fire')
+
+    with pytest.raises(errors.DestinationError, match='disk on fire'):
+        transfer.pump(source(), [failing], depth=1)
+    # The reader noticed the failure long before the end of the source.
+    assert len(read) < 1000
+
+
+def test_pump_raises_a_source_failure():
+    def source():
+        yield b'a'
+        raise ConnectionResetError('peer reset')
+
+    with pytest.raises(ConnectionResetError):
+        transfer.pump(source(), [lambda chunk: None])
+
+
+def test_atomic_file_replaces_dest_only_on_commit(tmp_path):
+    dest = tmp_path / 'image.raw'
+    dest.write_bytes(b'old')
+    with transfer.AtomicFile(str(dest)) as target:
+        target.write(b'new data')
+        assert dest.read_bytes() == b'old'
+        target.commit()
+    assert dest.read_bytes() == b'new data'
+    assert os.listdir(tmp_path) == ['image.raw']
+
+
+def test_atomic_file_leaves_dest_and_no_temp_on_error(tmp_path):
+    dest = tmp_path / 'image.raw'
+    dest.write_bytes(b'old')
+    with pytest.raises(KeyboardInterrupt):
+        with transfer.AtomicFile(str(dest)) as target:
+            target.write(b'partial')
+            raise KeyboardInterrupt()
+    assert dest.read_bytes() == b'old'
+    assert os.listdir(tmp_path) == ['image.raw']
+
+
+def test_atomic_file_turns_enospc_into_a_clear_message(tmp_path):
+    class FullDisk(object):
+        closed = False
+
+        def write(self, chunk):
+            raise OSError(errno.ENOSPC, 'No space left on device')
+
+        def close(self):
+            self.closed = True
+
+    target = transfer.AtomicFile(str(tmp_path / 'dest'))
+    target._file.close()
+    target._file = FullDisk()
+    with pytest.raises(errors.DestinationError, match='No space left while writing .*Nothing was changed'):
+        target.write(b'x')
+    target.discard()
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_file_in_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(errors.DestinationError, match='Cannot create a temporary file'):
+        transfer.AtomicFile(str(tmp_path / 'missing' / 'dest'))
+
+
+def test_check_free_space_names_need_and_free(tmp_path):
+    free = transfer.free_bytes(str(tmp_path))
+    transfer.check_free_space(str(tmp_path), 1, 'Small')
+    with pytest.raises(errors.DestinationError) as info:
+        transfer.check_free_space(str(tmp_path), free * 2 + 1, 'Huge download')
+    assert 'needs %d bytes' % (free * 2 + 1) in info.value.msg
+    assert info.value.details['needed_bytes'] == free * 2 + 1
+
+
+def test_deadline_stops_a_slow_transfer():
+    now = [0.0]
+    deadline = transfer.Deadline(10, 'Downloading x', clock=lambda: now[0])
+
+    def slow():
+        for step in range(5):
+            now[0] += 4
+            yield b'x'
+
+    with pytest.raises(errors.TransferError, match='within the timeout of 10 seconds'):
+        list(deadline.guard(slow()))
+
+
+def test_deadline_zero_means_no_limit():
+    now = [0.0]
+    deadline = transfer.Deadline(0, 'x', clock=lambda: now[0])
+    now[0] = 1e9
+    deadline.check()
+
+
+def test_transfer_stats_reports_megabytes_per_second():
+    assert transfer.transfer_stats(10 * 10 ** 6, 2.0) == {'bytes': 10 ** 7, 'seconds': 2.0, 'mb_per_second': 5.0}
+
+
+def test_preallocated_file_keeps_only_the_bytes_written(tmp_path):
+    dest = tmp_path / 'image.raw'
+    with transfer.AtomicFile(str(dest)) as target:
+        target.preallocate(10 * 1024 * 1024)
+        assert os.path.getsize(target.tmp_path) == 10 * 1024 * 1024
+        target.write(b'only this')
+        target.commit()
+    assert dest.read_bytes() == b'only this'
+
