@@ -23,6 +23,7 @@ import errno
 import hashlib
 import os
 import queue
+import signal
 import tempfile
 import threading
 import time
@@ -251,6 +252,31 @@ def fsync_directory(directory):
         pass
     finally:
         os.close(fd)
+
+
+class terminate_as_interrupt(object):  # pylint: disable=invalid-name
+    """Within the block, SIGTERM (how AWX and systemd cancel a job) raises
+    KeyboardInterrupt like Ctrl-C does, so that cleanup code runs and no
+    temporary file is left behind. Restores the previous handler after."""
+
+    def __init__(self):
+        self._previous = None
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt('terminated by signal %d' % signum)
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+        except ValueError:  # not the main thread: leave signals alone
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False
 
 
 class Deadline(object):

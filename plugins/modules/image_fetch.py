@@ -229,7 +229,7 @@ def download(module, api, image, dest, algo, expected):
     goes; rename into place only when size and hash are right."""
     what = 'Downloading image %s' % image['id']
     deadline = transfer.Deadline(module.params['timeout'], what)
-    with transfer.AtomicFile(dest) as target:
+    with transfer.terminate_as_interrupt(), transfer.AtomicFile(dest) as target:
         target.preallocate(image.get('size'))
         digests = transfer.Digests([algo] if algo else [])
         response = api.open_image_data(image, what)

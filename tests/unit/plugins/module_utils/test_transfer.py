@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import signal
 
 import pytest
 
@@ -172,3 +173,14 @@ def test_preallocated_file_keeps_only_the_bytes_written(tmp_path):
         target.commit()
     assert dest.read_bytes() == b'only this'
 
+
+
+def test_sigterm_during_a_transfer_cleans_up_like_ctrl_c(tmp_path):
+    dest = tmp_path / 'image.raw'
+    handler_before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match='terminated by signal'):
+        with transfer.terminate_as_interrupt(), transfer.AtomicFile(str(dest)) as target:
+            target.write(b'partial')
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert os.listdir(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) == handler_before
