@@ -10,8 +10,9 @@ requests with bounded retries and one error translation.
 
 The options are the ones openstack.cloud uses, so ``module_defaults`` and
 clouds.yaml files written for openstack.cloud work unchanged. Requests go
-through openstacksdk's image proxy (a keystoneauth adapter): the SDK does the
-auth, catalog and version discovery; this module adds what nova's Glance
+through the keystoneauth session of an openstacksdk connection (the SDK reads
+clouds.yaml and does the auth and catalog) straight to Glance's v2 API; this
+module adds what nova's Glance
 client wrapper does on top: bounded retries with backoff on connection-level
 failures and one clear message per failure.
 
@@ -157,7 +158,7 @@ class GlanceAPI(object):
             raise errors.CloudConfigError(
                 'Cannot configure the cloud connection: %s. Check the cloud name against your '
                 'clouds.yaml (OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack/clouds.yaml, '
-                '/etc/openstack/clouds.yaml) or give auth.' % exc)
+                '/etc/openstack/clouds.yaml) or give auth.' % str(exc).rstrip('.'))
         return cls(conn, retries=params.get('api_retries', 3))
 
     # -- where things are -------------------------------------------------
@@ -186,6 +187,15 @@ class GlanceAPI(object):
                     'The catalog of %s has no image (Glance) endpoint for this region/interface. '
                     'Check region_name and interface.' % self.auth_url)
         return self._endpoint
+
+    @property
+    def base_url(self):
+        """The Glance v2 API root. Built from the catalog endpoint instead of
+        asking the SDK's image proxy, whose version discovery turns an
+        unreachable Glance into a misleading "no supported versions" error
+        outside our retries, and costs a request per run."""
+        endpoint = self.endpoint.rstrip('/')
+        return endpoint if endpoint.endswith('/v2') else endpoint + '/v2'
 
     # -- the one retry loop -------------------------------------------------
     def _with_retries(self, call, where, what):
@@ -241,10 +251,11 @@ class GlanceAPI(object):
     def request(self, method, path, what, stream=False, ok=(200, 201, 204), **kwargs):
         """One Glance request; returns the response or raises one clear error."""
         where = ('Glance', self.endpoint)
+        url = self.base_url + path
 
         def call():
-            return self.conn.image.request(path, method, stream=stream, raise_exc=False,
-                                           connect_retries=0, **kwargs)
+            return self.conn.session.request(url, method, stream=stream, raise_exc=False,
+                                             connect_retries=0, **kwargs)
 
         response = self._with_retries(call, where, what)
         if response.status_code not in ok:
@@ -270,7 +281,7 @@ class GlanceAPI(object):
             if not nxt:
                 break
             # "next" is a path with the version prefix and the marker query.
-            path = re.sub(r'^/v2', '', nxt)
+            path = re.sub(r'^.*?/v2(?=/)', '', nxt)
             params = None
         return images
 

@@ -47,9 +47,20 @@ class FakeConfig(object):
 
 
 class FakeSession(object):
-    def __init__(self, token_results):
+    """keystoneauth's Session: tokens, and the requests sent with it."""
+
+    def __init__(self, token_results, responses):
         self.token_results = list(token_results)
+        self.results = list(responses)
+        self.requests = []
         self.calls = 0
+
+    def request(self, url, method, **kwargs):
+        self.requests.append((method, url, kwargs))
+        result = self.results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def get_token(self):
         self.calls += 1
@@ -59,23 +70,9 @@ class FakeSession(object):
         return 'token'
 
 
-class FakeImageProxy(object):
-    def __init__(self, results):
-        self.results = list(results)
-        self.requests = []
-
-    def request(self, path, method, **kwargs):
-        self.requests.append((method, path, kwargs))
-        result = self.results.pop(0)
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-
 class FakeConnection(object):
     def __init__(self, responses=(), tokens=(), endpoint=ENDPOINT):
-        self.image = FakeImageProxy(responses)
-        self.session = FakeSession(tokens)
+        self.session = FakeSession(tokens, responses)
         self.config = FakeConfig()
         self._endpoint = endpoint
 
@@ -132,11 +129,12 @@ def test_connection_refused_is_retried_then_named():
     api, sleeps = make_api(conn, retries=3)
     with pytest.raises(errors.ServiceUnavailableError) as info:
         api.get_json('/images', 'Listing images')
-    assert len(conn.image.requests) == 4
+    assert len(conn.session.requests) == 4
     assert sleeps == [0.5, 1.0, 2.0]
     assert info.value.msg.startswith('Listing images: could not reach Glance at %s after 4 attempt(s)' % ENDPOINT)
+    assert conn.session.requests[0][1] == ENDPOINT + '/v2/images'
     # Our loop owns the retries; keystoneauth must not add its own.
-    assert all(request[2]['connect_retries'] == 0 for request in conn.image.requests)
+    assert all(request[2]['connect_retries'] == 0 for request in conn.session.requests)
 
 
 def test_a_503_then_success_returns_the_success():
@@ -152,7 +150,7 @@ def test_keystone_down_is_named_as_keystone():
     api = make_api(conn, retries=1)[0]
     with pytest.raises(errors.ServiceUnavailableError, match='could not reach Keystone at %s after 2' % AUTH_URL):
         api.get_json('/images', 'Listing images')
-    assert conn.image.requests == []
+    assert conn.session.requests == []
 
 
 def test_wrong_password_is_one_clear_message_without_the_password():
@@ -192,7 +190,7 @@ def test_list_images_follows_pagination():
     conn = FakeConnection(responses=pages)
     api = make_api(conn)[0]
     assert [image['id'] for image in api.list_images('Listing', name='x')] == ['1', '2']
-    assert conn.image.requests[1][1] == '/images?marker=1&name=x'
+    assert conn.session.requests[1][1] == ENDPOINT + '/v2/images?marker=1&name=x'
 
 
 def test_find_image_by_name_that_several_images_have_lists_the_ids():
@@ -214,3 +212,14 @@ def test_find_image_that_is_not_there_says_where_it_looked():
     api = make_api(FakeConnection(responses=[FakeResponse(200, body={'images': []})]))[0]
     with pytest.raises(errors.NotFoundError, match="No image with name or id 'nope' is visible .* %s" % ENDPOINT):
         api.find_image('nope')
+
+
+@pytest.mark.parametrize('catalog, root', [
+    ('http://glance.test:9292', 'http://glance.test:9292/v2'),
+    ('http://glance.test:9292/', 'http://glance.test:9292/v2'),
+    ('https://cloud.test/image', 'https://cloud.test/image/v2'),
+    ('https://cloud.test/image/v2/', 'https://cloud.test/image/v2'),
+])
+def test_v2_root_is_built_from_the_catalog_endpoint(catalog, root):
+    api = make_api(FakeConnection(endpoint=catalog))[0]
+    assert api.base_url == root
