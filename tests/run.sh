@@ -79,7 +79,8 @@ sanity() { "$repo/tests/ansible_test.sh" sanity; }
 # Stages run inside "if" in all(), where set -e is off: chain with && so a failed step fails the stage.
 integration() {
     cloud_up &&
-    ANSIBLE_TEST_PASSENV="LOCALCLOUD_DIR LOCALCLOUD_SCRIPT" "$repo/tests/ansible_test.sh" integration localcloud/
+    # ansible-test strips the environment: hand on every LOCALCLOUD_* setting (ports, paths).
+    ANSIBLE_TEST_PASSENV="$(compgen -v LOCALCLOUD_ | tr '\n' ' ')" "$repo/tests/ansible_test.sh" integration localcloud/
 }
 
 demo() {

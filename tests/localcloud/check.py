@@ -194,7 +194,7 @@ def check_concurrent_downloads(ctx):
         except CheckFailed as exc:
             results.append(str(exc))
 
-    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    threads = [threading.Thread(target=fetch) for index in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:

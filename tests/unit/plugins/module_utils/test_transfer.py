@@ -174,7 +174,6 @@ def test_preallocated_file_keeps_only_the_bytes_written(tmp_path):
     assert dest.read_bytes() == b'only this'
 
 
-
 def test_sigterm_during_a_transfer_cleans_up_like_ctrl_c(tmp_path):
     dest = tmp_path / 'image.raw'
     handler_before = signal.getsignal(signal.SIGTERM)
