@@ -56,24 +56,25 @@ class Identity:
         items = self._get('/' + collection, **params)[key]
         return items[0] if items else None
 
-    def role(self, name):
-        """Return the id of role name, creating it if missing."""
-        found = self._find('roles', 'roles', name=name)
+    def _ensure(self, kind, filters, body):
+        """Return the id of the object of this kind that matches filters,
+        creating it from body if there is none."""
+        found = self._find(kind + 's', kind + 's', **filters)
         if found:
             return found['id']
-        print(f'creating role {name}')
-        return self._post('/roles', {'role': {'name': name}})['role']['id']
+        print(f'creating {kind} {body.get("name")}')
+        return self._post('/' + kind + 's', {kind: body})[kind]['id']
+
+    def role(self, name):
+        """Return the id of role name, creating it if missing."""
+        return self._ensure('role', {'name': name}, {'name': name})
 
     def project(self, name, description):
         """Return the id of project name, creating it if missing."""
-        found = self._find('projects', 'projects', name=name,
-                           domain_id=DOMAIN_ID)
-        if found:
-            return found['id']
-        print(f'creating project {name}')
-        body = {'project': {'name': name, 'domain_id': DOMAIN_ID,
-                            'description': description, 'enabled': True}}
-        return self._post('/projects', body)['project']['id']
+        return self._ensure(
+            'project', {'name': name, 'domain_id': DOMAIN_ID},
+            {'name': name, 'domain_id': DOMAIN_ID,
+             'description': description, 'enabled': True})
 
     def user(self, name, password, project_id):
         """Return the id of user name with this password, creating it or
@@ -109,13 +110,10 @@ class Identity:
 
     def service(self, service_type, name, description):
         """Return the id of the service of this type, creating it."""
-        found = self._find('services', 'services', type=service_type)
-        if found:
-            return found['id']
-        print(f'creating service {name} ({service_type})')
-        body = {'service': {'type': service_type, 'name': name,
-                            'description': description, 'enabled': True}}
-        return self._post('/services', body)['service']['id']
+        return self._ensure(
+            'service', {'type': service_type},
+            {'type': service_type, 'name': name,
+             'description': description, 'enabled': True})
 
     def endpoints(self, service_id, region, url):
         """Make the service's endpoints in region point to url."""
