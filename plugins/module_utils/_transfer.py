@@ -33,8 +33,10 @@ from ansible_collections.osimage.glance.plugins.module_utils import _errors as e
 # 4 MiB: large enough that hashlib and os.write release the GIL for most of
 # the time and per-chunk overhead vanishes, small enough to bound memory.
 CHUNK_SIZE = 4 * 1024 * 1024
-# Chunks queued between the reader and the hasher/writer (memory bound).
+# Chunks queued between the reader and each hasher/writer (memory bound).
 QUEUE_DEPTH = 8
+# Bytes written between two fdatasync calls of an AtomicFile.
+SYNC_EVERY = 64 * 1024 * 1024
 
 
 def new_digest(algo):
@@ -73,6 +75,14 @@ class Digests(object):
         for digest in self._digests.values():
             digest.update(chunk)
 
+    def _count(self, chunk):
+        self.size += len(chunk)
+
+    def consumers(self):
+        """One consumer per digest (plus the size count), for ``pump`` to run
+        in parallel: the same as ``update`` but spread over the cores."""
+        return [self._count] + [digest.update for digest in self._digests.values()]
+
     def hexdigests(self):
         return dict((algo, digest.hexdigest()) for algo, digest in self._digests.items())
 
@@ -91,7 +101,7 @@ def hash_file(path, algos, chunk_size=CHUNK_SIZE):
     digests = Digests(algos)
     try:
         with open(path, 'rb') as fileobj:
-            pump(read_chunks(fileobj, chunk_size), [digests.update])
+            pump(read_chunks(fileobj, chunk_size), digests.consumers())
     except OSError as exc:
         raise errors.DestinationError('Cannot read %s: %s' % (path, exc.strerror or exc))
     return digests.size, digests.hexdigests()
@@ -100,16 +110,18 @@ def hash_file(path, algos, chunk_size=CHUNK_SIZE):
 def pump(chunks, consumers, depth=QUEUE_DEPTH):
     """Feed every chunk of ``chunks`` to each consumer, in order.
 
-    The consumers (digests, a file's write) run in a worker thread so that
-    reading the next chunk from the network or disk overlaps hashing and
-    writing the previous ones; hashlib and file writes release the GIL on
-    large buffers. Returns the number of bytes pumped. An exception on either
-    side stops both and is raised here.
+    Each consumer (a digest, a file's write) runs in a thread of its own, so
+    reading the next chunk from the network or disk, hashing and writing all
+    overlap: hashlib and file writes release the GIL on large buffers, so a
+    sha512 and a disk write proceed on separate cores. Chunks are shared, not
+    copied; each consumer's queue holds at most ``depth`` of them. Returns
+    the number of bytes pumped. An exception on either side stops all and is
+    raised here.
     """
-    pending = queue.Queue(maxsize=depth)
     failure = []
+    queues = [queue.Queue(maxsize=depth) for consume in consumers]
 
-    def work():
+    def work(consume, pending):
         while True:
             chunk = pending.get()
             if chunk is None:
@@ -117,23 +129,27 @@ def pump(chunks, consumers, depth=QUEUE_DEPTH):
             if failure:
                 continue  # keep draining so the reader never blocks
             try:
-                for consume in consumers:
-                    consume(chunk)
+                consume(chunk)
             except BaseException as exc:  # pylint: disable=broad-except
                 failure.append(exc)
 
-    worker = threading.Thread(target=work, name='osimage-pump', daemon=True)
-    worker.start()
+    workers = [threading.Thread(target=work, args=(consume, pending), name='osimage-pump', daemon=True)
+               for consume, pending in zip(consumers, queues)]
+    for worker in workers:
+        worker.start()
     total = 0
     try:
         for chunk in chunks:
             if failure:
                 break
             total += len(chunk)
-            pending.put(chunk)
+            for pending in queues:
+                pending.put(chunk)
     finally:
-        pending.put(None)
-        worker.join()
+        for pending in queues:
+            pending.put(None)
+        for worker in workers:
+            worker.join()
     if failure:
         raise failure[0]
     return total
@@ -165,8 +181,10 @@ class AtomicFile(object):
     leaves ``dest`` as it was.
     """
 
-    def __init__(self, dest):
+    def __init__(self, dest, sync_every=SYNC_EVERY):
         self.dest = dest
+        self.sync_every = sync_every
+        self._unsynced = 0
         directory = os.path.dirname(os.path.abspath(dest))
         try:
             fd, self.tmp_path = tempfile.mkstemp(
@@ -196,6 +214,14 @@ class AtomicFile(object):
     def write(self, chunk):
         try:
             self._file.write(chunk)
+            self._unsynced += len(chunk)
+            if self.sync_every and self._unsynced >= self.sync_every:
+                # Push data to disk as it comes: the final fsync has little
+                # left to do, and a large image does not fill the page cache
+                # of a busy host with dirty pages.
+                self._file.flush()
+                os.fdatasync(self._file.fileno())
+                self._unsynced = 0
         except OSError as exc:
             raise self._write_error(exc)
 

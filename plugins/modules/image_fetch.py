@@ -235,7 +235,7 @@ def download(module, api, image, dest, algo, expected):
         response = api.open_image_data(image, what)
         try:
             chunks = deadline.guard(response.iter_content(transfer.CHUNK_SIZE))
-            transfer.pump(chunks, [digests.update, target.write])
+            transfer.pump(chunks, digests.consumers() + [target.write])
         except stream_read_errors() as exc:
             raise errors.TransferError(
                 '%s from %s broke off after %d bytes: %s. Nothing was changed at %s; run again.'

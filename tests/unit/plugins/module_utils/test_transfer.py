@@ -28,6 +28,27 @@ def test_digests_compute_several_algorithms_in_one_pass():
                                     'md5': hashlib.md5(data).hexdigest()}
 
 
+def test_digest_consumers_run_by_pump_match_a_sequential_update():
+    data = [os.urandom(1000) for i in range(20)]
+    parallel, sequential = transfer.Digests(['sha256', 'md5']), transfer.Digests(['sha256', 'md5'])
+    transfer.pump(iter(data), parallel.consumers())
+    for chunk in data:
+        sequential.update(chunk)
+    assert parallel.size == sequential.size == 20000
+    assert parallel.hexdigests() == sequential.hexdigests()
+
+
+def test_atomic_file_syncs_as_it_writes(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(transfer.os, 'fdatasync', synced.append)
+    with transfer.AtomicFile(str(tmp_path / 'dest'), sync_every=10) as target:
+        for chunk in (b'12345', b'678901', b'2', b'345678901'):
+            target.write(chunk)
+        assert len(synced) == 2  # after 11 and after 10 more bytes
+        target.commit()
+    assert (tmp_path / 'dest').read_bytes() == b'123456789012345678901'
+
+
 def test_unknown_hash_algorithm_is_a_clear_error():
     with pytest.raises(errors.IntegrityError, match="'nohash' is not supported"):
         transfer.new_digest('nohash')
