@@ -270,7 +270,7 @@ log_file = $LOGS/keystone.log
 use_stderr = false
 
 [database]
-connection = sqlite:///$DATA/keystone.sqlite
+connection = sqlite:///$DATA/keystone.sqlite?timeout=30
 
 [token]
 provider = fernet
@@ -316,7 +316,7 @@ hashing_algorithm = sha512
 public_endpoint = $GLANCE_URL
 
 [database]
-connection = sqlite:///$DATA/glance.sqlite
+connection = sqlite:///$DATA/glance.sqlite?timeout=30
 
 [glance_store]
 default_backend = fast
@@ -386,7 +386,7 @@ use_stderr = false
 db_auto_create = true
 
 [database]
-connection = sqlite:///$DATA/barbican.sqlite
+connection = sqlite:///$DATA/barbican.sqlite?timeout=30
 
 [secretstore]
 namespace = barbican.secretstore.plugin
@@ -709,6 +709,17 @@ prepare_barbican() {
     venv_run barbican-manage.log 300 barbican-manage db upgrade
 }
 
+# WAL journaling lets readers go on while one writer writes, so the services'
+# parallel workers (and parallel test runs) don't get "database is locked"
+# 500s from SQLite. The mode is stored in the database file itself.
+sqlite_wal() {
+    "$LC_VENV/bin/python" -c 'import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], timeout=30)
+mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+conn.close()
+sys.exit(0 if mode == "wal" else "cannot switch %s to WAL: %s" % (sys.argv[1], mode))' "$DATA/$1.sqlite"
+}
+
 # ------------------------------------------------------------ commands ----
 
 with_lock() {
@@ -738,16 +749,19 @@ cmd_start() {
     write_configs
     if ! service_healthy keystone; then
         prepare_keystone
+        sqlite_wal keystone
         start_service keystone
     fi
     setup_identity
     touch "$LC_DIR/identity.done"
     if ! service_healthy glance; then
         prepare_glance
+        sqlite_wal glance
         start_service glance
     fi
     if ! service_healthy barbican; then
         prepare_barbican
+        sqlite_wal barbican
         start_service barbican
     fi
     write_clouds_yaml
