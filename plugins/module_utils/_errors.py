@@ -77,3 +77,31 @@ class DestinationError(OsimageError):
 
 class ImageStateError(OsimageError):
     """The image is not in a state that allows the operation."""
+
+
+class MissingLibraryError(OsimageError):
+    """A Python library the requested work needs is not installed."""
+
+
+class FormatError(OsimageError):
+    """The image's disk format is unsafe, unexpected or not allowed."""
+
+
+class SignatureError(OsimageError):
+    """The image's signature, its metadata or its certificate does not check out."""
+
+
+class VerificationError(OsimageError):
+    """One or more verification checks failed (the message lists each)."""
+
+
+class AmbiguousProjectError(OsimageError):
+    """More than one Keystone project answers to a name."""
+
+
+class InvalidOptionsError(OsimageError):
+    """The options contradict each other or what the image allows."""
+
+
+class QemuImgError(OsimageError):
+    """qemu-img is missing, failed, or was stopped by its resource limits."""

@@ -13,7 +13,7 @@ Private to the collection; not a public API.
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.glance.plugins.module_utils import _cloud
 from ansible_collections.osimage.glance.plugins.module_utils._errors import OsimageError
@@ -24,11 +24,16 @@ class GlanceModule(object):
 
     ``run(func)`` calls ``func(module, api)`` with this wrapper and a
     ``GlanceAPI`` and exits with the dict it returns; an ``OsimageError``
-    raised anywhere below becomes one ``fail_json`` with its message.
+    raised anywhere below becomes one ``fail_json`` with its message. The
+    ``GlanceAPI`` connects to the cloud only when first used, so work that
+    needs no cloud never needs the SDK or credentials.
     """
 
-    def __init__(self, argument_spec, **kwargs):
-        spec = _cloud.cloud_argument_spec()
+    def __init__(self, argument_spec, cloud=True, **kwargs):
+        """``cloud=False``: a module that never talks to a cloud; it takes no
+        cloud options and ``run`` passes None for the API."""
+        self.cloud = cloud
+        spec = _cloud.cloud_argument_spec() if cloud else {}
         spec.update(argument_spec)
         self.ansible = AnsibleModule(argument_spec=spec, **kwargs)
         self.params = self.ansible.params
@@ -38,11 +43,9 @@ class GlanceModule(object):
         return self.ansible.check_mode
 
     def run(self, func):
-        if not _cloud.HAS_SDK:
-            self.ansible.fail_json(msg=missing_required_lib('openstacksdk'),
-                                   exception=_cloud.SDK_IMPORT_ERROR)
         try:
-            api = _cloud.GlanceAPI.from_params(self.params)
+            # Connects (and needs openstacksdk) only on first use of the cloud.
+            api = _cloud.GlanceAPI.from_params(self.params) if self.cloud else None
             result = func(self, api)
         except OsimageError as exc:
             self.ansible.fail_json(msg=exc.msg, **exc.details)

@@ -107,16 +107,16 @@ def hash_file(path, algos, chunk_size=CHUNK_SIZE):
     return digests.size, digests.hexdigests()
 
 
-def pump(chunks, consumers, depth=QUEUE_DEPTH):
-    """Feed every chunk of ``chunks`` to each consumer, in order.
+def tee(chunks, consumers, depth=QUEUE_DEPTH):
+    """Yield every chunk of ``chunks`` after handing it to each consumer.
 
     Each consumer (a digest, a file's write) runs in a thread of its own, so
-    reading the next chunk from the network or disk, hashing and writing all
-    overlap: hashlib and file writes release the GIL on large buffers, so a
-    sha512 and a disk write proceed on separate cores. Chunks are shared, not
-    copied; each consumer's queue holds at most ``depth`` of them. Returns
-    the number of bytes pumped. An exception on either side stops all and is
-    raised here.
+    producing the next chunk (from the network or a disk), the caller's use of
+    it (sending it, say) and the consumers all overlap: hashlib and file
+    writes release the GIL on large buffers, so a sha512 and a disk write
+    proceed on separate cores. Chunks are shared, not copied; each consumer's
+    queue holds at most ``depth`` of them. A consumer's exception stops the
+    iteration and is raised to the caller.
     """
     failure = []
     queues = [queue.Queue(maxsize=depth) for consume in consumers]
@@ -127,7 +127,7 @@ def pump(chunks, consumers, depth=QUEUE_DEPTH):
             if chunk is None:
                 return
             if failure:
-                continue  # keep draining so the reader never blocks
+                continue  # keep draining so the producer never blocks
             try:
                 consume(chunk)
             except BaseException as exc:  # pylint: disable=broad-except
@@ -137,14 +137,13 @@ def pump(chunks, consumers, depth=QUEUE_DEPTH):
                for consume, pending in zip(consumers, queues)]
     for worker in workers:
         worker.start()
-    total = 0
     try:
         for chunk in chunks:
             if failure:
-                break
-            total += len(chunk)
+                raise failure[0]
             for pending in queues:
                 pending.put(chunk)
+            yield chunk
     finally:
         for pending in queues:
             pending.put(None)
@@ -152,6 +151,14 @@ def pump(chunks, consumers, depth=QUEUE_DEPTH):
             worker.join()
     if failure:
         raise failure[0]
+
+
+def pump(chunks, consumers, depth=QUEUE_DEPTH):
+    """Feed every chunk of ``chunks`` to each consumer (see ``tee``); returns
+    the number of bytes pumped."""
+    total = 0
+    for chunk in tee(chunks, consumers, depth):
+        total += len(chunk)
     return total
 
 
@@ -234,6 +241,16 @@ class AtomicFile(object):
         return errors.DestinationError(
             'Cannot write %s (temporary file for %s): %s' % (self.tmp_path, self.dest, exc.strerror or exc),
             errno=exc.errno)
+
+    def flush(self):
+        """Make what was written so far readable through ``tmp_path`` (for a
+        check that reads the file before ``commit``), without what
+        ``preallocate()`` reserved beyond it."""
+        try:
+            self._file.flush()
+            self._file.truncate()
+        except OSError as exc:
+            raise self._write_error(exc)
 
     def commit(self, rename=os.replace):
         """fsync the data, move it over ``dest`` and fsync the directory."""

@@ -22,6 +22,19 @@ description:
     when the hash matched. On any failure (hash mismatch, lost connection, no space, timeout,
     interruption) the temporary file is removed and an existing I(dest) is left untouched.
   - Idempotent. An existing I(dest) with the image's size and hash is left alone without downloading.
+  - The same pass also checks the image's Glance signature (see I(verify_signature)) and its disk format (see
+    I(verify_format)), with the same checks as M(osimage.glance.image_verify). The format inspector looks at the
+    bytes while they stream by, in a thread of its own beside the hashing and the writing, so the image is still
+    read only once. After the download, and only once the inspector has passed the data, C(qemu-img info) and
+    C(qemu-img check) read the temporary file, never I(dest). Only data that passed every check is renamed into
+    place; a failed check removes the temporary file and leaves I(dest) untouched.
+  - An I(dest) that already holds the image's data is verified too, in the same read that proves its hash (the
+    signature and the inspector ride along that read; qemu-img then reads I(dest), which it only reads). If it
+    fails a check the module fails and says so, but leaves I(dest) as it is, since downloading again would bring
+    the same data.
+  - Whatever can be checked without the data is checked before anything is downloaded or hashed, in check mode
+    too - incomplete signature metadata, the signing certificate (from Barbican or a file) and its trust, a
+    declared C(disk_format) outside I(allowed_formats), a Glance C(virtual_size) above I(max_virtual_size).
 author:
   - osimage.glance developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -31,7 +44,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Looks the image up and hashes an existing I(dest) to predict the result; writes nothing.
+    details: Looks the image up and hashes an existing I(dest) to predict the result; writes nothing. An
+      I(dest) that is up to date is verified as in a real run. When a download is predicted, only the checks
+      that need no data run (signature metadata and certificates, the declared format, Glance's virtual size);
+      the signature over the data and the format of the data can only be checked by downloading it.
   diff_mode:
     support: full
     details: Shows I(dest) before (absent, or its size and hash) and after.
@@ -68,8 +84,60 @@ options:
       - C(0) means no limit. Single API calls are bounded by I(api_timeout).
     type: int
     default: 3600
+  verify_signature:
+    description:
+      - Whether to check the image's Glance signature (the properties C(img_signature),
+        C(img_signature_hash_method), C(img_signature_key_type) and C(img_signature_certificate_uuid)) against
+        the data, as nova does before booting it. The signing certificate is fetched from Barbican with the same
+        credentials.
+      - V(auto) checks it when the image is signed and accepts an unsigned image; an image with only some of the
+        four properties is refused as incomplete either way.
+      - V(true) refuses an unsigned image.
+      - V(false) does not look at signatures at all.
+      - Giving I(trusted_certificates) requires a signature (as in nova), so with V(auto) an unsigned image is
+        refused then too.
+    type: str
+    choices: [auto, 'true', 'false']
+    default: auto
+  trusted_certificates:
+    description:
+      - Certificates (Barbican secret ids or local PEM file paths) the signing certificate must chain to, as
+        nova's C(trusted_image_certificates). The signing certificate must then also be inside its validity dates
+        and, when it has a key usage extension, allowed to make digital signatures.
+      - Requires a signature; not allowed with I(verify_signature=false).
+    type: list
+    elements: str
+  verify_format:
+    description:
+      - Check the disk format of the data, as M(osimage.glance.image_verify) does - oslo.utils' format inspector
+        must recognise one format that passes its safety checks (no qcow2 backing file, external data file or
+        unknown features, no vmdk extents in other files, a valid MBR/GPT, no LUKS, never qed) and that is the
+        image's C(disk_format) (C(raw) covers a disk with a GPT partition table; C(ami)/C(aki)/C(ari) are not
+        compared); then C(qemu-img info)/C(qemu-img check), always with C(-f) and the detected format, must agree
+        and find no backing file, data file, foreign extent or corruption.
+      - Needs oslo.utils and qemu-img on the host that runs the module. V(false) skips the check, including
+        I(allowed_formats) and I(max_virtual_size).
+    type: bool
+    default: true
+  allowed_formats:
+    description:
+      - Disk formats (Glance names) the image may have. A disk with a GPT partition table counts as V(raw).
+      - Checked against the image's C(disk_format) before anything is downloaded; the format check then makes
+        sure the content really is that format.
+    type: list
+    elements: str
+  max_virtual_size:
+    description:
+      - Largest virtual disk size in bytes the image may have. Checked before downloading against the
+        C(virtual_size) Glance records, if any, and after it against what qemu-img reports for the data.
+    type: int
+requirements:
+  - openstacksdk
+  - cursive (for signed images, unless I(verify_signature=false))
+  - oslo.utils and qemu-img (unless I(verify_format=false))
 seealso:
   - module: openstack.cloud.image_info
+  - module: osimage.glance.image_verify
 '''
 
 EXAMPLES = r'''
@@ -92,6 +160,22 @@ EXAMPLES = r'''
     image: 0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5
     dest: /srv/golden.raw
     force: true
+
+- name: Fetch only an image signed by a certificate that chains to our image-signing CA, and at most 100 GiB qcow2
+  osimage.glance.image_fetch:
+    cloud: mycloud
+    image: debian-12-genericcloud
+    dest: /var/lib/images/debian-12.qcow2
+    verify_signature: true
+    trusted_certificates:
+      - 5b1c1c1e-9a35-4a0e-8b6a-6c8f1d9c0a11   # Barbican secret holding the CA
+    allowed_formats: [qcow2]
+    max_virtual_size: 107374182400
+  register: fetched
+
+- name: Show who signed it
+  ansible.builtin.debug:
+    msg: "{{ fetched.signature.certificate.subject }} ({{ fetched.format.detected_format }})"
 
 - name: Share cloud settings between tasks with the action group
   module_defaults:
@@ -159,6 +243,91 @@ verified_with:
   returned: always
   type: str
   sample: sha512
+checks:
+  description: The checks beyond the hash that passed for the data now at I(dest) - V(signature) (also for an
+    unsigned image that I(verify_signature=auto) accepted, see RV(signature)) and V(format). Empty in check mode
+    when a download is predicted.
+  returned: always
+  type: list
+  elements: str
+  sample: [signature, format]
+signature:
+  description: The signature check's result for the data at I(dest); null when it did not run (I(verify_signature=false),
+    or check mode predicting a download).
+  returned: always
+  type: dict
+  contains:
+    signed:
+      description: Whether the image carries a signature.
+      type: bool
+    verified:
+      description: Whether the signature verified against the data.
+      type: bool
+    hash_method:
+      description: The signature's hash method.
+      type: str
+      returned: when signed
+    key_type:
+      description: The signature's key type.
+      type: str
+      returned: when signed
+    trusted:
+      description: Whether the signing certificate was checked against I(trusted_certificates) (and passed).
+      type: bool
+    certificate:
+      description: The signing certificate.
+      type: dict
+      returned: when signed
+      contains:
+        subject:
+          description: Subject, RFC 4514.
+          type: str
+        issuer:
+          description: Issuer, RFC 4514.
+          type: str
+        serial:
+          description: Serial number, hex.
+          type: str
+        fingerprint_sha256:
+          description: SHA-256 fingerprint of the DER certificate, hex.
+          type: str
+        not_valid_before:
+          description: Start of validity, ISO 8601 UTC.
+          type: str
+        not_valid_after:
+          description: End of validity, ISO 8601 UTC.
+          type: str
+        source:
+          description: Where it came from (C(Barbican secret <id>)).
+          type: str
+  sample: {"signed": true, "verified": true, "trusted": true, "hash_method": "SHA-256", "key_type": "RSA-PSS",
+           "certificate": {"subject": "CN=image signer", "issuer": "CN=image signing CA", "serial": "5f1e",
+                           "fingerprint_sha256": "9a3c...", "source": "Barbican secret 5b1c1c1e-..."}}
+format:
+  description: What the format check found in the data at I(dest); null when it did not run (I(verify_format=false),
+    or check mode predicting a download).
+  returned: always
+  type: dict
+  contains:
+    detected_format:
+      description: Format found by the inspector (C(gpt) for a raw disk with a GPT partition table).
+      type: str
+    declared_format:
+      description: The image's C(disk_format).
+      type: str
+    virtual_size:
+      description: Virtual size in bytes, as qemu-img reports it for the data.
+      type: int
+    qemu_img_format:
+      description: The format qemu-img read it as (qemu-img's names, for example C(vpc) for vhd).
+      type: str
+  sample: {"detected_format": "qcow2", "declared_format": "qcow2", "virtual_size": 2147483648,
+           "qemu_img_format": "qcow2"}
+failures:
+  description: When verification failed, one entry per failed check with its message.
+  returned: failure
+  type: list
+  elements: dict
 transfer:
   description: What the download moved; absent when nothing was downloaded.
   returned: when the image was downloaded
@@ -179,9 +348,12 @@ import os
 import stat
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _format
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
 from ansible_collections.osimage.glance.plugins.module_utils._cloud import stream_read_errors
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
+from ansible_collections.osimage.glance.plugins.module_utils._verify import (
+    Expectations, Verification, certificate_store, read_pass)
 
 
 def image_facts(image, dest):
@@ -199,49 +371,103 @@ def image_facts(image, dest):
     )
 
 
-def inspect_dest(dest, image_size, algo):
+def prepare_verification(params, api, image):
+    """The signature and format checks for the image's data, with
+    everything that needs no data already checked."""
+    what = 'image %s' % image['id']
+    mode = params['verify_signature']
+    trusted = params['trusted_certificates']
+    if mode == 'false' and trusted:
+        raise errors.InvalidOptionsError(
+            'trusted_certificates need a signature to check, but verify_signature is false. Set '
+            'verify_signature to auto or true, or leave trusted_certificates out.')
+    checks = []
+    if mode != 'false':
+        checks.append('signature')
+    if params['verify_format']:
+        checks.append('format')
+        if params['max_virtual_size'] is not None and image.get('virtual_size'):
+            # Glance measured it on upload; the data is measured again after the download.
+            _format.check_limits(image.get('disk_format'), image['virtual_size'], what,
+                                 max_virtual_size=params['max_virtual_size'])
+    elif params['allowed_formats'] or params['max_virtual_size'] is not None:
+        raise errors.InvalidOptionsError(
+            'allowed_formats and max_virtual_size are checked by the format check, but verify_format is false. '
+            'Set verify_format to true, or leave them out.')
+    exp = Expectations.from_image(image, states=('active',))
+    return Verification.prepare(
+        what, exp, checks, certificate_store(api), trusted_certificates=trusted, require_signature=mode == 'true',
+        allowed_formats=params['allowed_formats'], max_virtual_size=params['max_virtual_size'])
+
+
+def verified(found):
+    """The return values that describe what passed."""
+    return dict(checks=[check for check in found['checks'] if check != 'checksum'], signature=found['signature'],
+                format=found['format'])
+
+
+def not_verified():
+    return dict(checks=[], signature=None, format=None)
+
+
+def inspect_dest(dest, image_size, algo, verification=None):
     """What is at ``dest`` now: None when absent, else its size and, when the
-    size could match the image, its digest (the only way to prove equality)."""
+    size could match the image, its digest (the only way to prove equality).
+    With a ``verification`` the same read also feeds the signature's digest
+    and the format inspector; the finished ReadPass is returned beside it
+    (None when dest was not read)."""
     try:
         st = os.stat(dest)
     except FileNotFoundError:
-        return None
+        return None, None
     if not stat.S_ISREG(st.st_mode):
         raise errors.DestinationError(
             'dest %s exists and is not a regular file. Give the path of a file to create or replace.' % dest)
     found = dict(state='file', size=st.st_size)
+    rpass = None
     if algo and st.st_size == image_size:
-        found[algo] = transfer.hash_file(dest, [algo])[1][algo]
-    return found
+        if verification is not None and verification.checks:
+            rpass = read_pass(dest, verification.start(extra_algos=[algo]))
+            found[algo] = rpass.hexdigests()[algo]
+        else:
+            found[algo] = transfer.hash_file(dest, [algo])[1][algo]
+    return found, rpass
 
 
-def check_parent(dest):
-    parent = os.path.dirname(os.path.abspath(dest))
-    if not os.path.isdir(parent):
-        raise errors.DestinationError(
-            'The directory of dest, %s, does not exist. Create it first (for example with '
-            'ansible.builtin.file state=directory).' % parent)
-    return parent
+def verify_existing(verification, rpass, dest, image):
+    """The checks over an up-to-date dest (its data is the image's). A
+    failure leaves dest alone: downloading again would bring the same
+    data."""
+    try:
+        return verified(verification.evaluate(rpass, dest))
+    except errors.VerificationError as exc:
+        raise errors.VerificationError(
+            'dest %s holds the data of image %s, but it fails verification: %s dest was left as it is; remove it '
+            'yourself if it must not stay.' % (dest, image['id'], exc.msg), **exc.details)
 
 
-def download(module, api, image, dest, algo, expected):
-    """Stream the image into a temporary file beside ``dest``, hashing as it
-    goes; rename into place only when size and hash are right."""
+def download(module, api, image, dest, algo, expected, verification):
+    """Stream the image into a temporary file beside ``dest``, hashing,
+    checking the signature's digest and inspecting the format as it goes;
+    rename into place only when size, hash, signature and format are right.
+    Returns the transfer statistics and what was verified."""
     what = 'Downloading image %s' % image['id']
     deadline = transfer.Deadline(module.params['timeout'], what)
     with transfer.terminate_as_interrupt(), transfer.AtomicFile(dest) as target:
         target.preallocate(image.get('size'))
-        digests = transfer.Digests([algo] if algo else [])
+        rpass = verification.start(extra_algos=[algo] if algo else [])
+        digests = rpass.digests
         response = api.open_image_data(image, what)
         try:
             chunks = deadline.guard(response.iter_content(transfer.CHUNK_SIZE))
-            transfer.pump(chunks, digests.consumers() + [target.write])
+            transfer.pump(chunks, rpass.consumers() + [target.write])
         except stream_read_errors() as exc:
             raise errors.TransferError(
                 '%s from %s broke off after %d bytes: %s. Nothing was changed at %s; run again.'
                 % (what, api.endpoint, digests.size, exc, dest))
         finally:
             response.close()
+        rpass.finish()
         size = image.get('size')
         if size is not None and digests.size != size:
             raise errors.IntegrityError(
@@ -254,8 +480,15 @@ def download(module, api, image, dest, algo, expected):
                     '%s: the data does not match the image: %s expected %s, got %s. Nothing was '
                     'changed at %s.' % (what, algo, expected, actual, dest),
                     hash_algo=algo, expected=expected, actual=actual)
+        # qemu-img reads the complete temporary file, never dest.
+        target.flush()
+        try:
+            found = verified(verification.evaluate(rpass, target.tmp_path))
+        except errors.VerificationError as exc:
+            raise errors.VerificationError(
+                '%s: the data was refused: %s Nothing was changed at %s.' % (what, exc.msg, dest), **exc.details)
         target.commit(rename=module.ansible.atomic_move)
-    return transfer.transfer_stats(digests.size, deadline.elapsed())
+    return transfer.transfer_stats(digests.size, deadline.elapsed()), found
 
 
 def ensure_fetched(module, api):
@@ -275,9 +508,12 @@ def ensure_fetched(module, api):
             'data cannot be verified. Set allow_unverified=true to fetch it anyway.'
             % (image['id'], image.get('name')))
     result['verified_with'] = algo
+    # Signature metadata, certificates and declared format fail here, before any read.
+    verification = prepare_verification(params, api, image)
+    result.update(not_verified())
 
     parent = check_parent(dest)
-    before = inspect_dest(dest, image.get('size'), algo)
+    before, rpass = inspect_dest(dest, image.get('size'), algo, None if params['force'] else verification)
     up_to_date = (before is not None and algo is not None and not params['force']
                   and before.get(algo) == expected)
     after = dict(state='file', size=image.get('size'))
@@ -287,18 +523,30 @@ def ensure_fetched(module, api):
 
     if up_to_date:
         changed = False
+        if rpass is not None:
+            result.update(verify_existing(verification, rpass, dest, image))
     else:
         changed = True
         if not module.check_mode:
             # An existing dest stays until the rename, so the full size must fit.
             transfer.check_free_space(parent, image.get('size'), 'Downloading image %s' % image['id'])
-            result['transfer'] = download(module, api, image, dest, algo, expected)
+            result['transfer'], found = download(module, api, image, dest, algo, expected, verification)
+            result.update(found)
 
     file_args = module.ansible.load_file_common_arguments(module.params, path=dest)
     if os.path.exists(dest):
         changed = module.ansible.set_fs_attributes_if_different(file_args, changed, diff=diff)
     result['diff'] = diff
     return changed, result
+
+
+def check_parent(dest):
+    parent = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(parent):
+        raise errors.DestinationError(
+            'The directory of dest, %s, does not exist. Create it first (for example with '
+            'ansible.builtin.file state=directory).' % parent)
+    return parent
 
 
 def run(module, api):
@@ -315,6 +563,11 @@ def main():
             force=dict(type='bool', default=False),
             allow_unverified=dict(type='bool', default=False),
             timeout=dict(type='int', default=3600),
+            verify_signature=dict(type='str', default='auto', choices=['auto', 'true', 'false']),
+            trusted_certificates=dict(type='list', elements='str'),
+            verify_format=dict(type='bool', default=True),
+            allowed_formats=dict(type='list', elements='str'),
+            max_virtual_size=dict(type='int'),
         ),
         add_file_common_args=True,
         supports_check_mode=True,

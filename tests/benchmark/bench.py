@@ -11,13 +11,31 @@
 Not a test: it prints a table of times and ratios measured side by side on
 this machine, and can write it to a Markdown file. Run it through
 ``tests/run.sh bench`` (which starts the local cloud and sets
-OS_CLIENT_CONFIG_FILE and ANSIBLE_COLLECTIONS_PATH).
+OS_CLIENT_CONFIG_FILE and ANSIBLE_COLLECTIONS_PATH). ``--only fetch,verify``
+runs some parts (fetch, convert, verify); convert and verify need no cloud.
+
+verify: image_verify on a random raw file of --size MiB with every check -
+sha512 and md5 expected, an RSA-PSS signature (certificate in a PEM file)
+and the format check (inspector and qemu-img) - against the slower of
+``sha512sum`` and ``md5sum`` on the same file. The module is run directly
+(as Ansible runs it on the target, without the controller's start-up) with
+a SHA-512 signature, whose digest is shared with the multihash, and with a
+SHA-256 one, which is a third digest; an ad-hoc ``ansible`` run is shown too.
 
 fetch: a random image of --size MiB downloaded by image_fetch (an ad-hoc
 ``ansible`` run, so Ansible's own start-up is included; the module's own
 transfer time is shown too), by ``curl -o`` with a token obtained
 beforehand, by ``curl -o`` followed by ``sha512sum`` (what it takes to verify
 the download as image_fetch does), and by ``openstack image save``.
+
+convert: a qcow2 image of --size MiB virtual size (three quarters random
+data, one quarter never written) converted to raw by image_convert (an
+ad-hoc ``ansible`` run; the module's own qemu-img time is shown too) and by
+plain ``qemu-img convert -f qcow2 -O raw`` (cinder's command), into a file
+and onto a block device (a loop device with direct I/O to its backing file;
+needs root). For the device cinder adds ``-t none`` (direct I/O), so that is
+the plain command there. ``--sweep`` adds qemu-img option variants, the
+measurements image_convert's options were chosen by.
 """
 
 from __future__ import annotations
@@ -32,8 +50,6 @@ import sys
 import tempfile
 import time
 
-import openstack
-
 MIB = 1024 * 1024
 
 
@@ -44,6 +60,19 @@ def make_random_file(path, size):
             chunk = min(left, 16 * MIB)
             fileobj.write(os.urandom(chunk))
             left -= chunk
+
+
+def make_sparse_random_file(path, size):
+    """Random data, except every fourth 16 MiB stretch, which is a hole."""
+    stretch = 16 * MIB
+    with open(path, 'wb') as fileobj:
+        for index in range((size + stretch - 1) // stretch):
+            length = min(stretch, size - index * stretch)
+            if index % 4 == 3:
+                fileobj.seek(length, os.SEEK_CUR)
+            else:
+                fileobj.write(os.urandom(length))
+        fileobj.truncate(size)
 
 
 def upload_image(conn, name, path):
@@ -67,20 +96,31 @@ def timed(argv, env=None):
 MODULE_ONLY = 'image_fetch, transfer inside the module'
 
 
+def module_result(output):
+    """The module's result from ad-hoc ``ansible`` output."""
+    return json.loads(output[output.index('=>') + 2:])
+
+
 def module_transfer_seconds(output):
     """The module's own ``transfer.seconds`` from ad-hoc ``ansible`` output."""
-    return json.loads(output[output.index('=>') + 2:])['transfer']['seconds']
+    return module_result(output)['transfer']['seconds']
+
+
+def ansible_module(name, module_args):
+    """An ad-hoc ``ansible`` run of one module of the collection on localhost."""
+    bindir = os.path.dirname(sys.executable)
+    return [os.path.join(bindir, 'ansible'), 'localhost', '-c', 'local', '-i', 'localhost,',
+            '-e', 'ansible_python_interpreter=%s' % sys.executable,
+            '-m', 'osimage.glance.%s' % name, '-a', json.dumps(module_args)]
 
 
 def fetch_commands(args, image, token, endpoint, dest):
-    bindir = os.path.dirname(sys.executable)
     curl = ['curl', '-sS', '-f', '-H', 'X-Auth-Token: %s' % token, '-o', dest,
             '%s/v2/images/%s/file' % (endpoint.rstrip('/'), image['id'])]
-    module_args = json.dumps({'cloud': args.cloud, 'image': image['id'], 'dest': dest, 'force': True})
+    bindir = os.path.dirname(sys.executable)
     return {
-        'image_fetch': [os.path.join(bindir, 'ansible'), 'localhost', '-c', 'local', '-i', 'localhost,',
-                        '-e', 'ansible_python_interpreter=%s' % sys.executable,
-                        '-m', 'osimage.glance.image_fetch', '-a', module_args],
+        'image_fetch': ansible_module('image_fetch', {'cloud': args.cloud, 'image': image['id'], 'dest': dest,
+                                                      'force': True}),
         'curl -o': curl,
         'curl -o && sha512sum': ['sh', '-c', '"$0" "$@" && sha512sum "%s" >/dev/null' % dest] + curl,
         'openstack image save': [os.path.join(bindir, 'openstack'), '--os-cloud', args.cloud, 'image', 'save',
@@ -117,6 +157,125 @@ def run_fetch(args, conn, workdir):
         conn.image.delete('/images/%s' % image['id'])
 
 
+CONVERT_MODULE_ONLY = 'image_convert, qemu-img inside the module'
+PLAIN_FILE = 'qemu-img convert -f qcow2 -O raw'
+# qemu-img's default cache mode for the output is "unsafe": it never flushes,
+# so the plain command returns with the data still in the page cache.
+# image_convert fsyncs before renaming into place; this is the same work.
+DURABLE_FILE = 'qemu-img convert -f qcow2 -O raw && sync FILE'
+PLAIN_DEVICE = 'qemu-img convert -f qcow2 -O raw -t none'
+# qemu-img option variants measured with --sweep (added to the plain command;
+# for a file followed by "sync FILE" too).
+SWEEP = {
+    'file': [['-W'], ['-m', '16', '-W'], ['-C'], ['-C', '-W'], ['-T', 'none', '-W'], ['-t', 'none', '-W'],
+             ['-t', 'writeback', '-W']],
+    'device': [['-W'], ['-m', '16', '-W'], ['-C', '-W'], ['-T', 'none', '-W']],
+}
+
+
+class LoopDevice(object):
+    """A loop device over a file of ``size`` bytes, with direct I/O to the
+    file so that, like a disk, it has no page cache of its own beneath."""
+
+    def __init__(self, backing, size):
+        with open(backing, 'wb') as fileobj:
+            os.posix_fallocate(fileobj.fileno(), 0, size)
+        self.backing = backing
+        self.path = subprocess.run(['losetup', '-f', '--show', '--direct-io=on', backing], check=True,
+                                   stdout=subprocess.PIPE).stdout.decode().strip()
+
+    def detach(self):
+        subprocess.run(['losetup', '-d', self.path], check=False)
+
+
+def drop_caches():
+    """Start every run with a cold page cache (root only)."""
+    subprocess.run(['sync'], check=True)
+    with open('/proc/sys/vm/drop_caches', 'w', encoding='ascii') as fileobj:
+        fileobj.write('3\n')
+
+
+def convert_commands(args, source, dest, kind):
+    plain = ['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw']
+    if kind == 'device':
+        plain += ['-t', 'none']
+    commands = {
+        'image_convert': ansible_module('image_convert', {'src': source, 'src_format': 'qcow2', 'dest': dest,
+                                                          'format': 'raw', 'force': True}),
+        PLAIN_DEVICE if kind == 'device' else PLAIN_FILE: plain + [source, dest],
+    }
+    if kind == 'file':
+        commands[DURABLE_FILE] = synced(plain + [source, dest], dest)
+    if args.sweep:
+        for extra in SWEEP[kind]:
+            name = ' '.join(plain + extra)
+            if kind == 'file':
+                commands[name + ' && sync FILE'] = synced(plain + extra + [source, dest], dest)
+            else:
+                commands[name] = plain + extra + [source, dest]
+    return commands
+
+
+def synced(argv, path):
+    """``argv`` followed by an fsync of ``path`` (coreutils ``sync FILE``)."""
+    return ['sh', '-c', '"$0" "$@" && sync "%s"' % path] + argv
+
+
+def run_convert(args, workdir, kind):
+    """Median seconds of each command converting the qcow2 to a raw file or
+    onto a loop device."""
+    size = args.size * MIB
+    raw = os.path.join(workdir, 'source.raw')
+    source = os.path.join(workdir, 'source.qcow2')
+    make_sparse_random_file(raw, size)
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, source], check=True)
+    os.unlink(raw)
+    device = None
+    if kind == 'device':
+        device = LoopDevice(os.path.join(workdir, 'device.img'), size + 64 * MIB)
+        dest = device.path
+    else:
+        dest = os.path.join(workdir, 'dest.raw')
+    try:
+        commands = convert_commands(args, source, dest, kind)
+        times = dict((name, []) for name in commands)
+        times[CONVERT_MODULE_ONLY] = []
+        for _round in range(args.rounds):
+            for name, argv in commands.items():
+                if device is None and os.path.exists(dest):
+                    os.unlink(dest)
+                if args.cold:
+                    drop_caches()
+                elapsed, output = timed(argv)
+                times[name].append(elapsed)
+                if name == 'image_convert':
+                    times[CONVERT_MODULE_ONLY].append(module_result(output)['timing']['seconds'])
+        identical = subprocess.run(['qemu-img', 'compare', '-f', 'qcow2', '-F', 'raw', source, dest],
+                                   stdout=subprocess.DEVNULL, check=False).returncode == 0
+        if kind == 'device' and not identical:
+            # The device is larger than the image: compare the image's extent only.
+            spec = 'json:' + json.dumps({'driver': 'raw', 'size': size, 'file': {'filename': dest}})
+            identical = subprocess.run(['qemu-img', 'compare', '-f', 'qcow2', '-F', 'raw', source, spec],
+                                       stdout=subprocess.DEVNULL, check=False).returncode == 0
+        if not identical:
+            raise RuntimeError('the converted image differs from the source')
+        return size, dict((name, statistics.median(values)) for name, values in times.items())
+    finally:
+        if device is not None:
+            device.detach()
+
+
+def convert_targets(medians, plain, durable=None):
+    targets = [('image_convert, qemu-img inside the module <= %s' % plain,
+                medians[CONVERT_MODULE_ONLY] <= medians[plain])]
+    if durable:
+        targets.append(('image_convert, qemu-img inside the module <= %s (the same durability)' % durable,
+                        medians[CONVERT_MODULE_ONLY] <= medians[durable]))
+    targets.append(('image_convert (with Ansible start-up and the safety checks) <= %s + 2 s' % (durable or plain),
+                    medians['image_convert'] <= medians[durable or plain] + 2.0))
+    return targets
+
+
 def table(title, size, medians, reference, targets):
     lines = ['### %s (%d MiB, median of the rounds)' % (title, size // MIB), '',
              '| tool | seconds | MB/s | ratio to %s |' % reference, '|---|---:|---:|---:|']
@@ -129,23 +288,12 @@ def table(title, size, medians, reference, targets):
     return '\n'.join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--cloud', default='demo')
-    parser.add_argument('--size', type=int, default=1024, help='image size in MiB (default 1024)')
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--workdir', default=os.environ.get('TMPDIR', '/var/tmp'))
-    parser.add_argument('--write', help='also write the report to this Markdown file')
-    args = parser.parse_args(argv)
-
+def fetch_section(args, workdir):
     if not shutil.which('curl'):
-        parser.error('curl is needed')
+        raise SystemExit('bench.py: curl is needed for the fetch part')
+    import openstack  # pylint: disable=import-outside-toplevel  # only the fetch part needs the cloud
     conn = openstack.connect(cloud=args.cloud)
-    workdir = tempfile.mkdtemp(prefix='osimage-bench.', dir=args.workdir)
-    try:
-        size, medians = run_fetch(args, conn, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    size, medians = run_fetch(args, conn, workdir)
     fetch_targets = [
         ('image_fetch <= 1.3x curl', medians['image_fetch'] <= 1.3 * medians['curl -o']),
         ('image_fetch <= 1.3x curl && sha512sum (the same verification)',
@@ -153,18 +301,180 @@ def main(argv=None):
         ('image_fetch >= 4x faster than openstack image save',
          medians['openstack image save'] >= 4 * medians['image_fetch']),
     ]
+    return table('Fetch: Glance -> local file', size, medians, 'curl -o', fetch_targets)
+
+
+def convert_sections(args, workdir):
+    if not shutil.which('qemu-img'):
+        raise SystemExit('bench.py: qemu-img is needed for the convert part (package qemu-utils or qemu-img)')
+    sections = []
+    size, medians = run_convert(args, workdir, 'file')
+    sections.append(table('Convert: qcow2 -> raw file', size, medians, PLAIN_FILE,
+                          convert_targets(medians, PLAIN_FILE, DURABLE_FILE)))
+    if os.geteuid() == 0 and shutil.which('losetup'):
+        size, medians = run_convert(args, workdir, 'device')
+        sections.append(table('Convert: qcow2 -> raw on a block device (loop device)', size, medians,
+                              PLAIN_DEVICE, convert_targets(medians, PLAIN_DEVICE)))
+    else:
+        sections.append('### Convert: qcow2 -> raw on a block device\n\nSkipped: needs root and losetup.')
+    return sections
+
+
+VERIFY_MODULE_ONLY = 'image_verify, module run directly (no Ansible start-up)'
+
+
+def signed_properties(path, workdir, hash_method):
+    """Sign ``path`` (RSA-PSS, a self-made certificate in a PEM file) as a
+    Glance image signature; returns the image_verify options for it."""
+    # pylint: disable=import-outside-toplevel  # only the verify part signs
+    import base64
+    import datetime
+    import hashlib
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+    from cryptography.x509.oid import NameOID
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'osimage bench signer')])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_path = os.path.join(workdir, 'signer-%s.pem' % hash_method)
+    with open(cert_path, 'wb') as fileobj:
+        fileobj.write(cert.public_bytes(serialization.Encoding.PEM))
+    algorithm = {'SHA-256': hashes.SHA256, 'SHA-512': hashes.SHA512}[hash_method]()
+    digest = hashlib.new(algorithm.name)
+    with open(path, 'rb') as fileobj:
+        for chunk in iter(lambda: fileobj.read(4 * MIB), b''):
+            digest.update(chunk)
+    signature = key.sign(digest.digest(), padding.PSS(mgf=padding.MGF1(algorithm), salt_length=padding.PSS.MAX_LENGTH),
+                         utils.Prehashed(algorithm))
+    return {'img_signature': base64.b64encode(signature).decode('ascii'), 'img_signature_hash_method': hash_method,
+            'img_signature_key_type': 'RSA-PSS', 'certificate_path': cert_path}
+
+
+def run_verify(args, workdir):
+    """image_verify (checksum + signature + format) against the slower of
+    sha512sum and md5sum on the same file."""
+    # pylint: disable=import-outside-toplevel
+    import hashlib
+    size = args.size * MIB
+    path = os.path.join(workdir, 'verify.raw')
+    make_random_file(path, size)
+    digests = {'sha512': hashlib.sha512(), 'md5': hashlib.md5()}
+    with open(path, 'rb') as fileobj:
+        for chunk in iter(lambda: fileobj.read(4 * MIB), b''):
+            for digest in digests.values():
+                digest.update(chunk)
+    # The module run directly, as Ansible runs it on the target (python + the module + its arguments).
+    collections = os.path.join(workdir, 'collections')
+    os.makedirs(os.path.join(collections, 'ansible_collections', 'osimage'))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.symlink(repo, os.path.join(collections, 'ansible_collections', 'osimage', 'glance'))
+    env = dict(os.environ, PYTHONPATH=collections)
+    module = os.path.join(repo, 'plugins', 'modules', 'image_verify.py')
+    commands = {}
+    for hash_method in ('SHA-512', 'SHA-256'):
+        module_args = dict(signed_properties(path, workdir, hash_method), path=path, hash_algo='sha512',
+                           hash_value=digests['sha512'].hexdigest(), checksum=digests['md5'].hexdigest(),
+                           disk_format='raw')
+        args_path = os.path.join(workdir, 'verify-%s.json' % hash_method)
+        with open(args_path, 'w', encoding='utf-8') as fileobj:
+            json.dump({'ANSIBLE_MODULE_ARGS': module_args}, fileobj)
+        label = (VERIFY_MODULE_ONLY if hash_method == 'SHA-512'
+                 else 'image_verify, module run directly, SHA-256 signature (a third digest)')
+        commands[label] = [sys.executable, module, args_path]
+        if hash_method == 'SHA-512':
+            commands['image_verify (ad-hoc ansible run)'] = ansible_module('image_verify', module_args)
+    commands['sha512sum'] = ['sha512sum', path]
+    commands['md5sum'] = ['md5sum', path]
+    times = dict((name, []) for name in commands)
+    for dummy in range(args.rounds):
+        for name, argv in commands.items():
+            elapsed, output = timed(argv, env=env)
+            if name.startswith('image_verify'):
+                result = json.loads(output[output.index('{'):] if '=>' not in output else output[output.index('=>') + 2:])
+                if result.get('failed') or not result['signature']['verified']:
+                    raise RuntimeError('%s did not verify: %s' % (name, result.get('msg')))
+            times[name].append(elapsed)
+    os.unlink(path)
+    return size, dict((name, statistics.median(values)) for name, values in times.items())
+
+
+def verify_section(args, workdir):
+    if not shutil.which('qemu-img'):
+        raise SystemExit('bench.py: qemu-img is needed for the verify part (package qemu-utils or qemu-img)')
+    size, medians = run_verify(args, workdir)
+    slower = max(('sha512sum', 'md5sum'), key=medians.get)
+    targets = [('%s <= 1.15x %s (the slower of sha512sum and md5sum)' % (VERIFY_MODULE_ONLY, slower),
+                medians[VERIFY_MODULE_ONLY] <= 1.15 * medians[slower])]
+    return table('Verify: local raw file, sha512 + md5 + RSA-PSS signature + format check', size, medians, slower,
+                 targets)
+
+
+SECTIONS = ('fetch', 'convert', 'verify')
+
+
+def sections_option(value):
+    """``--only fetch,verify``: the parts to run."""
+    names = [name.strip() for name in value.split(',') if name.strip()]
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError('choose from %s, comma-separated' % ', '.join(SECTIONS))
+    return names
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--cloud', default='demo')
+    parser.add_argument('--size', type=int, default=1024, help='image size in MiB (default 1024)')
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--workdir', default=os.environ.get('TMPDIR', '/var/tmp'))
+    parser.add_argument('--write', help='also write the report to this Markdown file')
+    parser.add_argument('--only', type=sections_option, default=list(SECTIONS),
+                        help='the parts to run, comma-separated: %s (convert and verify need no cloud)'
+                        % ','.join(SECTIONS))
+    parser.add_argument('--sweep', action='store_true', help='convert: also time qemu-img option variants')
+    parser.add_argument('--cold', action='store_true', help='convert: drop the page cache before each run (root)')
+    args = parser.parse_args(argv)
+    if args.cold and os.geteuid() != 0:
+        parser.error('--cold needs root')
+
+    sections = []
+    workdir = tempfile.mkdtemp(prefix='osimage-bench.', dir=args.workdir)
+    try:
+        if 'fetch' in args.only:
+            sections.append(fetch_section(args, workdir))
+        if 'convert' in args.only:
+            sections.extend(convert_sections(args, workdir))
+        if 'verify' in args.only:
+            sections.append(verify_section(args, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    options = ['--size %d' % args.size, '--rounds %d' % args.rounds]
+    options += ['--only %s' % ','.join(args.only)] if list(args.only) != list(SECTIONS) else []
+    options += ['--sweep'] if args.sweep else []
+    options += ['--cold'] if args.cold else []
     report = '\n'.join([
         '# osimage.glance benchmark', '',
-        'Command: `tests/run.sh bench` (runs `tests/benchmark/bench.py --size %d --rounds %d`)' % (
-            args.size, args.rounds),
-        'Machine: %d cores, Python %s; %s.' % (os.cpu_count(), sys.version.split()[0],
-                                               time.strftime('%Y-%m-%d')),
-        '', table('Fetch: Glance -> local file', size, medians, 'curl -o', fetch_targets), ''])
+        'Command: `tests/run.sh bench` (runs `tests/benchmark/bench.py %s`)' % ' '.join(options),
+        'Machine: %d cores, Python %s, qemu-img %s; %s.' % (
+            os.cpu_count(), sys.version.split()[0], qemu_version(), time.strftime('%Y-%m-%d')),
+        ''] + ['%s\n' % section for section in sections])
     print(report)
     if args.write:
         with open(args.write, 'w', encoding='utf-8') as fileobj:
             fileobj.write(report)
     return 0
+
+
+def qemu_version():
+    try:
+        out = subprocess.run(['qemu-img', '--version'], stdout=subprocess.PIPE, check=False).stdout.decode()
+    except OSError:
+        return 'none'
+    return out.split()[2] if out.startswith('qemu-img version') else 'unknown'
 
 
 if __name__ == '__main__':

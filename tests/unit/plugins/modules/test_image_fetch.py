@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 
 import pytest
 import requests
@@ -20,6 +22,9 @@ import requests
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _format
+from ansible_collections.osimage.glance.plugins.module_utils import _transfer
 from ansible_collections.osimage.glance.plugins.modules import image_fetch
 
 DATA = os.urandom(5 * 1024 * 1024 + 3)
@@ -163,3 +168,238 @@ def test_cloud_dict_with_region_beside_it_is_one_clear_error(tmp_path, capsys):
                          'region_name': 'RegionOne'}, capsys)
     assert result['failed'] is True
     assert result['msg'] == 'cloud is given as a dict, so region_name must go inside that dict instead of being module options.'
+
+
+# Signature and format checks, on real qcow2 images, keys and certificates.
+
+needs_qemu_img = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='needs qemu-img (qemu-utils)')
+CERT_UUID = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
+
+
+class FakeGlanceWithBarbican(FakeGlance):
+    def __init__(self, image, stream):
+        super().__init__(image, stream)
+        self.secrets = {}
+
+    def get_secret_payload(self, secret_id, what):
+        if secret_id not in self.secrets:
+            raise errors.NotFoundError('%s: Barbican found no such resource (HTTP 404)' % what)
+        return self.secrets[secret_id]
+
+
+def qcow2_bytes(tmp_path, size='32M', backing=None):
+    path = tmp_path / 'made.qcow2'
+    args = ['qemu-img', 'create', '-q', '-f', 'qcow2']
+    if backing:
+        args += ['-b', backing, '-F', 'raw']
+    subprocess.run(args + [str(path), size], check=True)
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def image_of(data, **extra):
+    image = dict(IMAGE, disk_format='qcow2', size=len(data), os_hash_value=hashlib.sha512(data).hexdigest(),
+                 checksum=hashlib.md5(data).hexdigest())
+    image.update(extra)
+    return image
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """An empty directory for dest, apart from where the images are made."""
+    path = tmp_path / 'dest'
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def signed(monkeypatch, tmp_path, rsa_signer):
+    """A signed qcow2 image in a Glance whose Barbican holds the signer's
+    certificate."""
+    data = qcow2_bytes(tmp_path)
+    fake = FakeGlanceWithBarbican(image_of(data, **rsa_signer.properties(data, CERT_UUID)), FakeStream(data))
+    fake.secrets[CERT_UUID] = rsa_signer.pem
+    fake.data = data
+    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    return fake
+
+
+@pytest.fixture
+def qemu_calls(monkeypatch):
+    """Every qemu-img run, with what dest and the directory held at the time."""
+    calls = []
+    original = _format.QemuImg.run
+
+    def run(self, args, what):
+        calls.append(dict(args=list(args), listing=sorted(os.listdir(os.path.dirname(args[-1])))))
+        return original(self, args, what)
+    monkeypatch.setattr(_format.QemuImg, 'run', run)
+    return calls
+
+
+def write_pem(path, cert):
+    from cryptography.hazmat.primitives import serialization
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return str(path)
+
+
+@needs_qemu_img
+def test_signed_image_is_verified_in_the_download_pass_and_reported(signed, workdir, pki, tmp_path, capsys,
+                                                                    qemu_calls, monkeypatch):
+    pumps = []
+    original = _transfer.pump
+    monkeypatch.setattr(_transfer, 'pump', lambda chunks, consumers, *a: pumps.append(len(consumers))
+                        or original(chunks, consumers, *a))
+    dest = workdir / 'signed.qcow2'
+    ca = write_pem(tmp_path / 'ca.pem', pki.ca)
+    result = run_module({'image': 'cirros', 'dest': str(dest), 'trusted_certificates': [ca],
+                         'allowed_formats': ['qcow2'], 'max_virtual_size': 32 * 1024 * 1024}, capsys)
+    assert result['rc'] == 0, result['msg']
+    assert dest.read_bytes() == signed.data and os.listdir(workdir) == ['signed.qcow2']
+    assert signed.downloads == 1
+    # One pass: count, sha512, the signature's sha256, the inspector and the writer, each a thread.
+    assert pumps == [5]
+    assert result['checks'] == ['signature', 'format']
+    signature = result['signature']
+    assert signature['signed'] and signature['verified'] and signature['trusted']
+    assert signature['certificate']['subject'] == 'CN=osimage test signer rsa'
+    assert signature['certificate']['issuer'] == 'CN=osimage test CA'
+    assert signature['certificate']['source'] == 'Barbican secret %s' % CERT_UUID
+    assert len(signature['certificate']['fingerprint_sha256']) == 64 and signature['certificate']['serial']
+    assert result['format'] == {'detected_format': 'qcow2', 'declared_format': 'qcow2',
+                                'virtual_size': 32 * 1024 * 1024, 'qemu_img_format': 'qcow2'}
+    # qemu-img read the temporary file, complete, while dest did not exist yet.
+    assert [call['args'][0] for call in qemu_calls] == ['info', 'check']
+    for call in qemu_calls:
+        assert os.path.basename(call['args'][-1]).startswith('.signed.qcow2.')
+        assert call['args'][-1].endswith('.part') and 'signed.qcow2' not in call['listing']
+
+
+@needs_qemu_img
+def test_up_to_date_signed_dest_is_verified_in_the_hashing_read(signed, workdir, capsys, monkeypatch, qemu_calls):
+    dest = workdir / 'signed.qcow2'
+    dest.write_bytes(signed.data)
+    monkeypatch.setattr(_transfer, 'hash_file', pytest.fail)
+    for check_mode in (True, False):
+        result = run_module({'image': 'cirros', 'dest': str(dest), '_ansible_check_mode': check_mode}, capsys)
+        assert result['rc'] == 0 and result['changed'] is False
+        assert signed.downloads == 0
+        assert result['signature']['verified'] and result['format']['detected_format'] == 'qcow2'
+    assert qemu_calls[0]['args'][-1] == str(dest)
+
+
+@needs_qemu_img
+def test_signature_over_other_bytes_keeps_the_old_dest_and_no_temp(signed, workdir, rsa_signer, capsys):
+    signed.image.update(rsa_signer.properties(b'other bytes', CERT_UUID))
+    dest = workdir / 'signed.qcow2'
+    dest.write_bytes(b'old content')
+    result = run_module({'image': 'cirros', 'dest': str(dest)}, capsys)
+    assert result['failed'] is True and signed.downloads == 1
+    assert result['msg'].startswith('Downloading image %s: the data was refused: signature check failed for image %s: '
+                                    'the signature does not match the data' % (IMAGE['id'], IMAGE['id']))
+    assert result['msg'].endswith('Nothing was changed at %s.' % dest)
+    assert [failure['check'] for failure in result['failures']] == ['signature']
+    assert dest.read_bytes() == b'old content' and os.listdir(workdir) == ['signed.qcow2']
+
+
+@needs_qemu_img
+def test_up_to_date_dest_that_fails_verification_is_left_and_named(signed, workdir, rsa_signer, capsys):
+    signed.image.update(rsa_signer.properties(b'other bytes', CERT_UUID))
+    dest = workdir / 'signed.qcow2'
+    dest.write_bytes(signed.data)
+    result = run_module({'image': 'cirros', 'dest': str(dest)}, capsys)
+    assert result['failed'] is True and signed.downloads == 0
+    assert result['msg'].startswith('dest %s holds the data of image %s, but it fails verification: signature check'
+                                    % (dest, IMAGE['id']))
+    assert dest.read_bytes() == signed.data
+
+
+@needs_qemu_img
+def test_untrusted_signer_is_refused_before_downloading(signed, workdir, pki, tmp_path, capsys):
+    rogue = pki.signer('ecc384', self_signed=True, name='rogue')
+    signed.image.update(rogue.properties(signed.data, CERT_UUID))
+    signed.secrets[CERT_UUID] = rogue.pem
+    ca = write_pem(tmp_path / 'ca.pem', pki.ca)
+    for check_mode in (True, False):
+        result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'trusted_certificates': [ca],
+                             '_ansible_check_mode': check_mode}, capsys)
+        assert 'the signing certificate "CN=rogue" (Barbican secret %s), issued by "CN=rogue", does not chain' \
+            % CERT_UUID in result['msg']
+    assert signed.downloads == 0 and os.listdir(workdir) == []
+
+
+def test_required_signature_on_an_unsigned_image_is_refused_before_downloading(glance, workdir, capsys):
+    result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'verify_signature': True}, capsys)
+    assert 'the image is not signed' in result['msg'] and 'require_signature=true' in result['msg']
+    assert glance.downloads == 0 and os.listdir(workdir) == []
+
+
+def test_partial_signature_metadata_is_refused_unless_signatures_are_skipped(glance, workdir, capsys):
+    glance.image = dict(IMAGE, img_signature='c2ln', img_signature_hash_method='SHA-256')
+    refused = run_module({'image': 'cirros', 'dest': str(workdir / 'x')}, capsys)
+    assert 'incomplete signature metadata' in refused['msg'] and glance.downloads == 0
+    skipped = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'verify_signature': 'false',
+                          'verify_format': False}, capsys)
+    assert skipped['changed'] is True and skipped['signature'] is None and skipped['checks'] == []
+
+
+def test_trusted_certificates_without_signature_check_is_an_error(glance, workdir, capsys):
+    result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'verify_signature': False,
+                         'trusted_certificates': ['/etc/ca.pem']}, capsys)
+    assert result['msg'].startswith('trusted_certificates need a signature to check, but verify_signature is false')
+
+
+@needs_qemu_img
+def test_unsigned_raw_image_reports_what_was_checked(glance, workdir, capsys):
+    result = run_module({'image': 'cirros', 'dest': str(workdir / 'x')}, capsys)
+    assert result['rc'] == 0
+    assert result['checks'] == ['signature', 'format']
+    assert result['signature'] == {'signed': False, 'verified': False, 'trusted': False}
+    assert result['format']['detected_format'] == 'raw' and result['format']['virtual_size'] >= len(DATA)
+
+
+@needs_qemu_img
+def test_check_mode_predicting_a_download_reports_nothing_verified(signed, workdir, capsys):
+    result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), '_ansible_check_mode': True}, capsys)
+    assert result['changed'] is True and signed.downloads == 0
+    assert result['checks'] == [] and result['signature'] is None and result['format'] is None
+
+
+@needs_qemu_img
+def test_backing_file_is_refused_by_the_inspector_before_qemu_img(monkeypatch, tmp_path, workdir, capsys,
+                                                                  qemu_calls):
+    data = qcow2_bytes(tmp_path, backing='/etc/hostname')
+    fake = FakeGlance(image_of(data), FakeStream(data))
+    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    dest = workdir / 'backed.qcow2'
+    dest.write_bytes(b'old content')
+    result = run_module({'image': 'cirros', 'dest': str(dest)}, capsys)
+    assert 'format check failed for image %s: the content is qcow2 and fails its safety check: backing_file' \
+        % IMAGE['id'] in result['msg']
+    assert qemu_calls == []
+    assert dest.read_bytes() == b'old content' and os.listdir(workdir) == ['backed.qcow2']
+
+
+@needs_qemu_img
+def test_declared_format_outside_allowed_formats_is_refused_before_downloading(glance, workdir, capsys):
+    result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'allowed_formats': ['qcow2']}, capsys)
+    assert 'the format raw is not in allowed_formats (qcow2)' in result['msg']
+    assert glance.downloads == 0 and os.listdir(workdir) == []
+
+
+@needs_qemu_img
+def test_virtual_size_over_the_limit_is_refused(signed, workdir, capsys):
+    after = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'max_virtual_size': 1024 * 1024}, capsys)
+    assert 'the virtual size is 33554432 bytes, more than max_virtual_size 1048576' in after['msg']
+    assert signed.downloads == 1 and os.listdir(workdir) == []
+    signed.image['virtual_size'] = 32 * 1024 * 1024
+    before = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'max_virtual_size': 1024 * 1024}, capsys)
+    assert 'the virtual size is 33554432 bytes, more than max_virtual_size 1048576' in before['msg']
+    assert signed.downloads == 1
+
+
+def test_format_limits_need_the_format_check(glance, workdir, capsys):
+    result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'verify_format': False,
+                         'max_virtual_size': 1}, capsys)
+    assert result['msg'].startswith('allowed_formats and max_virtual_size are checked by the format check')

@@ -1,0 +1,351 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+"""Glance image signatures: the four ``img_signature*`` properties, the
+signing certificate (from Barbican or a local PEM file), trust in that
+certificate, and the verification itself.
+
+What is accepted is what Glance, nova and cinder accept, through cursive:
+the key types RSA-PSS, ECC (SECP384R1, SECP521R1) and DSA, the hash methods
+SHA-224/256/384/512, and a signature over the image data. The signature's
+digest is taken in the same read pass as the integrity digests (the caller
+adds ``SignatureCheck.digest_algo`` to its digests and hands the result to
+``verify``), so verifying costs no extra read and, when the hash method is
+the Glance multihash algorithm, not even an extra digest.
+
+Private to the collection; not a public API.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import logging
+import os
+import re
+import traceback
+
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+
+CURSIVE_IMPORT_ERROR = None
+try:
+    from cryptography import exceptions as crypto_exceptions
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+    from cursive import certificate_utils
+    from cursive import exception as cursive_exception
+    from cursive import signature_utils
+except ImportError:  # reported through errors.MissingLibraryError when needed
+    CURSIVE_IMPORT_ERROR = traceback.format_exc()
+
+HAS_CURSIVE = CURSIVE_IMPORT_ERROR is None
+
+if HAS_CURSIVE:
+    # cursive logs what it skips; the result and the messages say it instead.
+    for _name in ('cursive', 'castellan'):
+        logging.getLogger(_name).addHandler(logging.NullHandler())
+        logging.getLogger(_name).propagate = False
+
+SIGNATURE = 'img_signature'
+HASH_METHOD = 'img_signature_hash_method'
+KEY_TYPE = 'img_signature_key_type'
+CERT_UUID = 'img_signature_certificate_uuid'
+SIGNATURE_PROPERTIES = (SIGNATURE, HASH_METHOD, KEY_TYPE, CERT_UUID)
+
+# Glance's hash method names -> hashlib names (for the shared read pass).
+HASH_METHOD_ALGOS = {'SHA-224': 'sha224', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512'}
+
+_UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
+
+
+def require_cursive():
+    if not HAS_CURSIVE:
+        raise errors.MissingLibraryError(
+            'The signature check needs the Python libraries cursive and cryptography on the host that '
+            'runs the module: pip install cursive.', exception=CURSIVE_IMPORT_ERROR)
+
+
+def _fail(what, text, **details):
+    details.setdefault('check', 'signature')
+    return errors.SignatureError('signature check failed for %s: %s' % (what, text), **details)
+
+
+def signature_properties(props, what, certificate_path=None):
+    """The signature metadata of an image, or None when it is not signed.
+
+    All four properties absent: unsigned. Some but not all: an error, as
+    cinder refuses incomplete signature metadata. A local certificate file
+    stands in for the certificate uuid.
+    """
+    found = dict((name, props.get(name)) for name in SIGNATURE_PROPERTIES if props.get(name))
+    if not found:
+        return None
+    missing = [name for name in SIGNATURE_PROPERTIES if name not in found]
+    if certificate_path and missing == [CERT_UUID]:
+        missing = []
+    if missing:
+        raise _fail(what, 'incomplete signature metadata: %s %s set but %s %s missing; a signed image needs '
+                          'all four of %s.'
+                    % (', '.join(sorted(found)), 'is' if len(found) == 1 else 'are', ', '.join(missing),
+                       'is' if len(missing) == 1 else 'are', ', '.join(SIGNATURE_PROPERTIES)),
+                    present=sorted(found), missing=missing)
+    return found
+
+
+def is_barbican_reference(ref):
+    """A certificate reference is a Barbican secret id when it looks like a
+    UUID and is not an existing file; anything else is a PEM file path."""
+    return bool(_UUID_RE.match(ref)) and not os.path.exists(ref)
+
+
+class Certificate(object):
+    """An X.509 certificate and where it came from."""
+
+    def __init__(self, cert, source):
+        self.cert = cert
+        self.source = source
+
+    @property
+    def subject(self):
+        return self.cert.subject.rfc4514_string()
+
+    @property
+    def issuer(self):
+        return self.cert.issuer.rfc4514_string()
+
+    @property
+    def label(self):
+        """How messages name it: subject and origin."""
+        return '"%s" (%s)' % (self.subject, self.source)
+
+    def describe(self):
+        return dict(
+            subject=self.subject,
+            issuer=self.issuer,
+            serial=format(self.cert.serial_number, 'x'),
+            fingerprint_sha256=self.cert.fingerprint(hashes.SHA256()).hex(),
+            not_valid_before=self.cert.not_valid_before_utc.isoformat(),
+            not_valid_after=self.cert.not_valid_after_utc.isoformat(),
+            source=self.source,
+        )
+
+
+def load_certificate(data, source):
+    """An X.509 certificate from PEM or DER bytes."""
+    require_cursive()
+    try:
+        if b'-----BEGIN' in data:
+            return Certificate(x509.load_pem_x509_certificate(data), source)
+        return Certificate(x509.load_der_x509_certificate(data), source)
+    except ValueError as exc:
+        raise errors.SignatureError(
+            'signature check failed: %s is not an X.509 certificate in PEM or DER form: %s' % (source, exc),
+            check='signature', certificate=source)
+
+
+class CertificateStore(object):
+    """Certificates by reference: a Barbican secret id (fetched with the
+    user's own credentials by ``fetch_secret(uuid)``) or a PEM file path."""
+
+    def __init__(self, fetch_secret=None):
+        self._fetch_secret = fetch_secret
+        self._cache = {}
+
+    def get(self, ref):
+        if ref not in self._cache:
+            if is_barbican_reference(ref):
+                self._cache[ref] = self.from_barbican(ref)
+            else:
+                self._cache[ref] = self.from_file(ref)
+        return self._cache[ref]
+
+    def from_barbican(self, uuid):
+        if self._fetch_secret is None:
+            raise errors.SignatureError(
+                'signature check failed: certificate %s is a Barbican secret id, but there is no cloud '
+                'connection to fetch it with.' % uuid, check='signature', certificate=uuid)
+        return load_certificate(self._fetch_secret(uuid), 'Barbican secret %s' % uuid)
+
+    @staticmethod
+    def from_file(path):
+        try:
+            with open(path, 'rb') as fileobj:
+                data = fileobj.read()
+        except OSError as exc:
+            raise errors.SignatureError(
+                'signature check failed: cannot read the certificate file %s: %s' % (path, exc.strerror or exc),
+                check='signature', certificate=path)
+        return load_certificate(data, 'file %s' % path)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _trust_problem(cert, now):
+    """Why a trusted certificate cannot anchor a chain, or None."""
+    if now < cert.cert.not_valid_before_utc:
+        return 'not valid before %s' % cert.cert.not_valid_before_utc.isoformat()
+    if now > cert.cert.not_valid_after_utc:
+        return 'expired on %s' % cert.cert.not_valid_after_utc.isoformat()
+    if not certificate_utils.can_sign_certificates(cert.cert):
+        return 'not a CA (needs basic constraints CA:TRUE and key usage keyCertSign)'
+    return None
+
+
+def check_trust(certificate, trusted, what, now=None):
+    """The signing certificate must be inside its validity dates, be allowed
+    to sign (key usage digitalSignature, when it has a key usage) and chain
+    to one of the ``trusted`` certificates, as nova's trusted_certs."""
+    now = now or _now()
+    cert = certificate.cert
+    if now < cert.not_valid_before_utc:
+        raise _fail(what, 'the signing certificate %s is not valid before %s.'
+                    % (certificate.label, cert.not_valid_before_utc.isoformat()), certificate=certificate.describe())
+    if now > cert.not_valid_after_utc:
+        raise _fail(what, 'the signing certificate %s expired on %s.'
+                    % (certificate.label, cert.not_valid_after_utc.isoformat()), certificate=certificate.describe())
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.digital_signature:
+        raise _fail(what, 'the signing certificate %s is not allowed to sign data: its key usage lacks '
+                          'digitalSignature.' % certificate.label, certificate=certificate.describe())
+    context = certificate_utils.CertificateVerificationContext(
+        [(item.source, item.cert) for item in trusted],
+        enforce_valid_dates=True, enforce_signing_extensions=True, enforce_path_length=True)
+    try:
+        context.update(cert)
+        context.verify()
+    except cursive_exception.SignatureVerificationError as exc:
+        notes = []
+        for item in trusted:
+            problem = _trust_problem(item, now)
+            notes.append('%s%s' % (item.label, ' (unusable: %s)' % problem if problem else ''))
+        raise _fail(what, 'the signing certificate %s, issued by "%s", does not chain to any trusted '
+                          'certificate (%s): %s'
+                    % (certificate.label, certificate.issuer, '; '.join(notes) or 'none given',
+                       exc.message.rstrip('.') + '.'), certificate=certificate.describe())
+
+
+class SignatureCheck(object):
+    """One image signature, ready to be checked against a digest of the
+    data taken in the shared read pass."""
+
+    def __init__(self, props, certificate, what):
+        require_cursive()
+        self.what = what
+        self.certificate = certificate
+        self.hash_method_name = props[HASH_METHOD]
+        self.key_type_name = props[KEY_TYPE]
+        self.signature = _decode_signature(props[SIGNATURE], what)
+        if self.hash_method_name not in HASH_METHOD_ALGOS:
+            raise _fail(what, '%s is %r; supported: %s.'
+                        % (HASH_METHOD, self.hash_method_name, ', '.join(sorted(HASH_METHOD_ALGOS))))
+        self.hash_method = signature_utils.get_hash_method(self.hash_method_name)
+        self.digest_algo = HASH_METHOD_ALGOS[self.hash_method_name]
+        try:
+            self.key_type = signature_utils.SignatureKeyType.lookup(self.key_type_name)
+        except cursive_exception.SignatureVerificationError:
+            raise _fail(what, '%s is %r; supported: %s.'
+                        % (KEY_TYPE, self.key_type_name,
+                           ', '.join(sorted(signature_utils.SignatureKeyType.REGISTERED_TYPES))))
+        self.public_key = certificate.cert.public_key()
+        self._check_key_matches()
+
+    def _check_key_matches(self):
+        key = self.public_key
+        if not isinstance(key, self.key_type.public_key_type):
+            raise _fail(self.what, 'the certificate %s holds a %s key but %s is %s.'
+                        % (self.certificate.label, _key_kind(key), KEY_TYPE, self.key_type_name),
+                        certificate=self.certificate.describe())
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            curve = 'ECC_' + key.curve.name.upper()
+            if curve != self.key_type_name:
+                raise _fail(self.what, 'the certificate %s holds a key on curve %s but %s is %s.'
+                            % (self.certificate.label, key.curve.name, KEY_TYPE, self.key_type_name),
+                            certificate=self.certificate.describe())
+
+    def verify(self, digest):
+        """Check the signature over the data whose ``digest_algo`` digest
+        (bytes) was taken in the read pass; returns the result to report."""
+        prehashed = Prehashed(self.hash_method)
+        key = self.public_key
+        try:
+            if isinstance(key, rsa.RSAPublicKey):
+                key.verify(self.signature, digest,
+                           padding.PSS(mgf=padding.MGF1(self.hash_method), salt_length=padding.PSS.MAX_LENGTH),
+                           prehashed)
+            elif isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(self.signature, digest, ec.ECDSA(prehashed))
+            elif isinstance(key, dsa.DSAPublicKey):
+                key.verify(self.signature, digest, prehashed)
+            else:  # pragma: no cover - excluded by the key type check
+                raise _fail(self.what, 'unsupported key %s.' % _key_kind(key))
+        except crypto_exceptions.InvalidSignature:
+            raise _fail(self.what, 'the signature does not match the data: %s (%s, %s) by the certificate %s was not '
+                                   'made over data with the %s digest %s. The image was changed after signing, '
+                                   'or signed with another key.'
+                        % (SIGNATURE, self.key_type_name, self.hash_method_name, self.certificate.label,
+                           self.hash_method_name, digest.hex()), certificate=self.certificate.describe())
+        return self.result(verified=True)
+
+    def result(self, verified):
+        return dict(signed=True, verified=verified, hash_method=self.hash_method_name,
+                    key_type=self.key_type_name, certificate=self.certificate.describe())
+
+
+def _decode_signature(value, what):
+    """The signature bytes. Stricter than cursive (which skips characters
+    outside the alphabet): anything but base64 and whitespace is refused."""
+    try:
+        signature = base64.b64decode(''.join(str(value).split()), validate=True)
+    except (TypeError, ValueError):
+        signature = b''
+    if not signature:
+        raise _fail(what, '%s is not a base64 signature: %r.' % (SIGNATURE, str(value)[:40]))
+    return signature
+
+
+def _key_kind(key):
+    for cls, name in ((rsa.RSAPublicKey, 'RSA'), (ec.EllipticCurvePublicKey, 'ECC'), (dsa.DSAPublicKey, 'DSA')):
+        if isinstance(key, cls):
+            return name
+    return type(key).__name__
+
+
+def prepare(props, what, store, certificate_path=None, trusted_certificates=None, require=False):
+    """Everything that can be checked before reading the data.
+
+    Returns a ``SignatureCheck`` for a signed image, None for an unsigned one
+    that may pass; raises SignatureError for incomplete metadata, an
+    unsigned image when a signature is required (``require``, or trusted
+    certificates given, as nova does), an unusable or untrusted certificate.
+    """
+    found = signature_properties(props, what, certificate_path=certificate_path)
+    if found is None:
+        if require or trusted_certificates:
+            raise _fail(what, 'the image is not signed (none of %s is set) but a signature is required%s.'
+                        % (', '.join(SIGNATURE_PROPERTIES),
+                           ' (require_signature=true)' if require else ' (trusted_certificates are given)'))
+        return None
+    require_cursive()
+    if certificate_path:
+        certificate = store.from_file(certificate_path)
+    else:
+        certificate = store.from_barbican(found[CERT_UUID])
+    check = SignatureCheck(found, certificate, what)
+    if trusted_certificates:
+        check_trust(certificate, [store.get(ref) for ref in trusted_certificates], what)
+    return check
+
+
+def unsigned_result():
+    return dict(signed=False, verified=False)

@@ -1,0 +1,363 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+"""The upload side of images: metadata validation and JSON patches, a digest
+cache for local files, a host lock around find-or-create, and an upload body
+that hashes while it is being sent.
+
+Private to the collection; not a public API.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import time
+
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+
+# Glance's default multihash algorithm (``[DEFAULT] hashing_algorithm``).
+DEFAULT_HASH_ALGO = 'sha512'
+# Content type of Glance's JSON-patch dialect for image updates.
+PATCH_CONTENT_TYPE = 'application/openstack-images-v2.1-json-patch'
+NAME_MAX = 255
+AMAZON_FORMATS = ('aki', 'ari', 'ami')
+# Image attributes the module manages besides ``properties``.
+MANAGED_ATTRIBUTES = ('name', 'visibility', 'min_disk', 'min_ram', 'protected', 'tags', 'owner')
+# Attributes Glance accepts only while the image has no data.
+QUEUED_ONLY_ATTRIBUTES = ('disk_format', 'container_format')
+# Property prefixes that are Glance's own or are bound to the data; never purged.
+RESERVED_PREFIXES = ('os_glance', 'img_signature', 'os_hash')
+
+
+# -- validation ---------------------------------------------------------------
+
+def schema_enum(schema, attribute):
+    """The values an image attribute may take according to Glance's image
+    schema (``GET /v2/schemas/image``), or None when the schema has no enum."""
+    values = ((schema or {}).get('properties') or {}).get(attribute, {}).get('enum')
+    if not values:
+        return None
+    return [value for value in values if value is not None]
+
+
+def validate_metadata(schema, name, disk_format, container_format):
+    """The checks Glance would make, made before any byte moves."""
+    if name is not None and len(name) > NAME_MAX:
+        raise errors.BadRequestError(
+            'name is %d characters long; Glance allows at most %d.' % (len(name), NAME_MAX))
+    for attribute, value in (('disk_format', disk_format), ('container_format', container_format)):
+        allowed = schema_enum(schema, attribute)
+        if value is not None and allowed is not None and value not in allowed:
+            raise errors.BadRequestError(
+                '%s %r is not accepted by this Glance; it accepts: %s.'
+                % (attribute, value, ', '.join(allowed)))
+    if disk_format in AMAZON_FORMATS or container_format in AMAZON_FORMATS:
+        if disk_format != container_format:
+            raise errors.BadRequestError(
+                'disk_format %r and container_format %r do not go together: when either is one of aki, '
+                'ari or ami, both must be the same.' % (disk_format, container_format))
+
+
+def check_readable(path):
+    """``os.stat`` of a readable regular file (or block device), or one clear error."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise errors.DestinationError('filename %s does not exist.' % path)
+    except OSError as exc:
+        raise errors.DestinationError('Cannot access filename %s: %s' % (path, exc.strerror or exc))
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise errors.DestinationError('filename %s is not a regular file.' % path)
+    if not os.access(path, os.R_OK):
+        raise errors.DestinationError('filename %s is not readable by this user.' % path)
+    return st
+
+
+# -- metadata -------------------------------------------------------------------
+
+def desired_properties(properties):
+    """Glance stores additional properties as strings."""
+    result = {}
+    for key, value in (properties or {}).items():
+        if isinstance(value, bool):
+            value = 'true' if value else 'false'
+        elif value is None:
+            value = None
+        elif not isinstance(value, str):
+            value = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        result[key] = value
+    return result
+
+
+def user_properties(image, core):
+    """The additional properties of an image (all but the schema's own attributes)."""
+    return dict((key, value) for key, value in image.items() if key not in core)
+
+
+def metadata_view(image, core):
+    """What the diff shows of an image: the managed attributes and its properties."""
+    if image is None:
+        return dict(state='absent')
+    view = dict((key, image.get(key)) for key in MANAGED_ATTRIBUTES + QUEUED_ONLY_ATTRIBUTES)
+    view['tags'] = sorted(view.get('tags') or [])
+    view['properties'] = user_properties(image, core)
+    return view
+
+
+def metadata_patch(image, wanted, properties, purge, core):
+    """The JSON-patch operations that turn ``image`` into what is wanted.
+
+    ``wanted`` holds the managed attributes with None meaning "leave alone";
+    ``properties`` are the wanted additional properties (None values are
+    removed); with ``purge`` every other additional property is removed too,
+    except Glance's own and the signature (bound to the data)."""
+    ops = []
+    for key in MANAGED_ATTRIBUTES + QUEUED_ONLY_ATTRIBUTES:
+        value = wanted.get(key)
+        if value is None:
+            continue
+        current = image.get(key)
+        if key == 'tags':
+            if sorted(set(value)) != sorted(set(current or [])):
+                ops.append(dict(op='replace', path='/tags', value=sorted(set(value))))
+            continue
+        if current != value:
+            if key in QUEUED_ONLY_ATTRIBUTES and image.get('status') != 'queued':
+                raise errors.ConflictError(
+                    'Image %s already holds data as %s=%s; Glance cannot change %s once an image has '
+                    'data. Upload it as a new image (on_content_change=new or replace does not apply: the '
+                    'content is the same) or delete the existing one first.'
+                    % (image['id'], key, current, key), image_id=image['id'])
+            ops.append(dict(op='replace' if key in image else 'add', path='/%s' % key, value=value))
+    existing = user_properties(image, core)
+    for key, value in sorted(properties.items()):
+        if value is None:
+            if key in existing:
+                ops.append(dict(op='remove', path='/%s' % key))
+        elif key not in existing:
+            ops.append(dict(op='add', path='/%s' % key, value=value))
+        elif existing[key] != value:
+            ops.append(dict(op='replace', path='/%s' % key, value=value))
+    if purge:
+        for key in sorted(existing):
+            if key not in properties and not key.startswith(RESERVED_PREFIXES):
+                ops.append(dict(op='remove', path='/%s' % key))
+    return ops
+
+
+def apply_patch(image, ops):
+    """What Glance will show after the patch (for check mode and the diff)."""
+    result = dict(image)
+    for op in ops:
+        key = op['path'][1:]
+        if op['op'] == 'remove':
+            result.pop(key, None)
+        else:
+            result[key] = op['value']
+    return result
+
+
+# -- the digest cache --------------------------------------------------------
+
+XATTR_PREFIX = 'user.osimage.'
+# A file changed within this many seconds of being hashed may change again
+# within the same mtime tick unnoticed: its digest is not cached.
+RACY_SECONDS = 2
+
+
+def _cache_record(st, digest):
+    return 'v1 %d %d %d %d %s' % (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest)
+
+
+def _parse_record(record, st):
+    parts = (record or '').split()
+    if len(parts) != 6 or parts[0] != 'v1':
+        return None
+    if parts[1:5] != [str(st.st_dev), str(st.st_ino), str(st.st_size), str(st.st_mtime_ns)]:
+        return None
+    return parts[5]
+
+
+class DigestCache(object):
+    """Digests of local files, keyed by (path, device, inode, size, mtime).
+
+    Kept in an extended attribute of the file itself (``user.osimage.<algo>``),
+    which follows the file and vanishes with it. Where the filesystem or the
+    permissions do not allow xattrs, a small per-user cache directory holds
+    one record per path instead (mode 0700, files written atomically). A
+    record whose key does not match the file's current stat is ignored, so
+    the worst a stale or damaged cache can cause is a re-hash.
+    """
+
+    def __init__(self, fallback_dir=None):
+        if fallback_dir is None:
+            base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+            fallback_dir = os.path.join(base, 'osimage.glance', 'digests')
+        self.fallback_dir = fallback_dir
+
+    def _fallback_path(self, path, algo):
+        key = hashlib.sha256(os.path.realpath(path).encode('utf-8', 'surrogateescape')).hexdigest()
+        return os.path.join(self.fallback_dir, '%s.%s' % (key, algo))
+
+    def get(self, path, st, algo):
+        """The cached digest of ``path`` (whose stat is ``st``), or None."""
+        getxattr = getattr(os, 'getxattr', None)
+        if getxattr is not None:
+            try:
+                found = _parse_record(getxattr(path, XATTR_PREFIX + algo).decode('ascii', 'replace'), st)
+                if found:
+                    return found
+            except OSError:
+                pass
+        try:
+            with open(self._fallback_path(path, algo)) as fileobj:
+                record = fileobj.read(1024).strip()
+        except OSError:
+            return None
+        # The fallback is keyed by path too: the record names the inode.
+        return _parse_record(record, st)
+
+    def put(self, path, st, algo, digest, now=None):
+        """Remember ``digest``; returns where (``xattr``, ``file`` or None)."""
+        now = time.time() if now is None else now
+        if now - st.st_mtime_ns / 1e9 < RACY_SECONDS:
+            return None
+        try:
+            current = os.stat(path)
+        except OSError:
+            return None
+        if _cache_record(current, digest) != _cache_record(st, digest):
+            return None  # changed while it was read: the digest is not its content
+        record = _cache_record(st, digest)
+        setxattr = getattr(os, 'setxattr', None)
+        if setxattr is not None:
+            try:
+                setxattr(path, XATTR_PREFIX + algo, record.encode('ascii'))
+                return 'xattr'
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES,
+                                     errno.EROFS, errno.ENOSPC, errno.E2BIG):
+                    return None
+        try:
+            os.makedirs(self.fallback_dir, mode=0o700, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.fallback_dir, prefix='.record.')
+            with os.fdopen(fd, 'w') as fileobj:
+                fileobj.write(record + '\n')
+            os.replace(tmp, self._fallback_path(path, algo))
+            return 'file'
+        except OSError:
+            return None
+
+
+# -- the host lock -------------------------------------------------------------
+
+class HostLock(object):
+    """An exclusive ``flock`` on this host, keyed by a string (cloud, project,
+    owner and name), so that concurrent runs of the same task on one host
+    find-or-create one after the other. Waits up to ``timeout`` seconds."""
+
+    def __init__(self, key, timeout, directory=None, sleep=time.sleep, clock=time.monotonic):
+        self.key = key
+        self.timeout = timeout
+        self._sleep = sleep
+        self._clock = clock
+        self.directory = directory or os.path.join(tempfile.gettempdir(), 'osimage.glance-locks-%d' % os.getuid())
+        self.path = os.path.join(self.directory, hashlib.sha256(key.encode('utf-8')).hexdigest() + '.lock')
+        self._fd = None
+
+    def acquire(self):
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise errors.DestinationError(
+                'Cannot create the lock file %s (used so that concurrent runs do not create the image '
+                'twice): %s' % (self.path, exc.strerror or exc))
+        start = self._clock()
+        delay = 0.05
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+            if self.timeout and self._clock() - start > self.timeout:
+                os.close(self._fd)
+                self._fd = None
+                raise errors.ImageStateError(
+                    'Another run on this host has been working on the same image (%s) for more than %s '
+                    'seconds (lock %s). Try again when it has finished, or raise timeout.'
+                    % (self.key, self.timeout, self.path))
+            self._sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def release(self):
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc_info):
+        self.release()
+        return False
+
+
+# -- the upload body ---------------------------------------------------------------
+
+class HashingBody(object):
+    """The data of a local file as a request body that is hashed as it is sent.
+
+    Iterating reads the file in chunks; each chunk goes to the network and, in
+    parallel, to one thread per digest, so a file is read once for upload and
+    hash. ``len()`` gives the size so the request carries Content-Length.
+    Iterating again (a retried request) starts a new pass with fresh digests.
+    """
+
+    def __init__(self, path, size, algos, chunk_size=transfer.CHUNK_SIZE, deadline=None,
+                 depth=transfer.QUEUE_DEPTH):
+        self.path = path
+        self.size = size
+        self.algos = list(algos)
+        self.chunk_size = chunk_size
+        self.deadline = deadline
+        self.depth = depth
+        self.digests = transfer.Digests(self.algos)
+        self.sent = 0
+
+    def __len__(self):
+        return self.size
+
+    def __iter__(self):
+        self.digests = transfer.Digests(self.algos)
+        self.sent = 0
+        return self._chunks()
+
+    def _chunks(self):
+        with open(self.path, 'rb') as fileobj:
+            chunks = transfer.read_chunks(fileobj, self.chunk_size)
+            if self.deadline is not None:
+                chunks = self.deadline.guard(chunks)
+            for chunk in transfer.tee(chunks, self.digests.consumers(), self.depth):
+                self.sent += len(chunk)
+                yield chunk
+
+    def hexdigests(self):
+        """The digests of the last complete pass."""
+        if self.digests.size != self.size:
+            return {}
+        return self.digests.hexdigests()

@@ -1,0 +1,878 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: image_upload
+short_description: Create, upload, update and delete Glance images, idempotent by content
+version_added: 0.1.0
+description:
+  - Creates an OpenStack Glance image from a local file (direct upload or C(glance-direct) import), from a
+    URL (C(web-download) import), or copies an existing image to more stores (C(copy-image) import).
+  - Idempotent by content. The local file is hashed with Glance's default multihash algorithm (sha512); an
+    image with the same name (and owner) and the same C(os_hash_value) is not uploaded again, only its
+    metadata is updated. When a new upload is needed, the file is hashed in the same read pass that sends it.
+  - The digest of a local file is cached in an extended attribute of the file (C(user.osimage.sha512)),
+    keyed by device, inode, size and modification time, so a no-op re-run does not read a large file again.
+    Where extended attributes cannot be written, a per-user cache directory is used instead.
+  - Everything that can be checked is checked before a byte moves - the formats against those this Glance
+    accepts (its image schema), the aki/ari/ami rule, the length of the name, the file, and that the
+    content is the declared I(disk_format) and passes the format inspector's safety checks.
+  - Concurrent runs of the same task on one host are serialised by a lock keyed by cloud, project, owner and
+    name; runs on different hosts that create at the same time agree on the oldest image afterwards and
+    the others delete their own, so one image remains.
+  - A timeout never deletes the image; an image left C(queued) by an earlier failed run is reused, one left
+    C(saving) or C(uploading) is replaced.
+author:
+  - osimage.glance developers (!UNKNOWN)
+extends_documentation_fragment:
+  - osimage.glance.cloud
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Predicts create, content change, metadata update or no-op; may hash the local file to do so.
+  diff_mode:
+    support: full
+    details: Shows the image's metadata before and after.
+  platform:
+    platforms: posix
+options:
+  name:
+    description:
+      - Name of the image; at most 255 characters. Required with I(state=present).
+    type: str
+  id:
+    description:
+      - Id of the image. With I(state=present) a new image gets this id; an existing image with this id is
+        the one compared and updated.
+    type: str
+  state:
+    description:
+      - C(present) creates or updates the image; C(absent) deletes every image with this name (and owner),
+        or the image with I(id).
+    type: str
+    choices: [present, absent]
+    default: present
+  filename:
+    description:
+      - Local file with the image data, for direct upload and I(import_method=glance-direct).
+    type: path
+  disk_format:
+    description:
+      - Disk format; must be one this Glance accepts and must be what the content is. Required to create
+        an image.
+    type: str
+  container_format:
+    description:
+      - Container format; must be one this Glance accepts. C(aki), C(ari) and C(ami) require the same
+        I(disk_format).
+    type: str
+    default: bare
+  visibility:
+    description:
+      - Visibility of the image. Left alone when not given.
+    type: str
+    choices: [public, private, shared, community]
+  min_disk:
+    description: Minimum disk in GB needed to boot the image.
+    type: int
+  min_ram:
+    description: Minimum RAM in MB needed to boot the image.
+    type: int
+  protected:
+    description:
+      - Whether the image is protected from deletion. With I(state=absent), C(false) unprotects a protected
+        image so it can be deleted.
+    type: bool
+  tags:
+    description: The image's tags (the complete list). Left alone when not given.
+    type: list
+    elements: str
+  properties:
+    description:
+      - Additional properties. Values are stored as strings; C(null) removes a property.
+    type: dict
+    default: {}
+  purge_properties:
+    description:
+      - Remove additional properties that are not in I(properties) (Glance's own C(os_glance*), C(os_hash*)
+        and the C(img_signature*) properties are never removed).
+    type: bool
+    default: false
+  owner:
+    description:
+      - Project id that owns the image. Defaults to the project of the credentials. Existing images are looked
+        up among those this project owns.
+    type: str
+  on_content_change:
+    description:
+      - What to do when an image with this name exists with different content.
+      - C(fail) stops with both hashes in the message; C(new) uploads another image with the same name;
+        C(replace) uploads a new image and then deletes the old one(s), except protected ones.
+    type: str
+    choices: [fail, new, replace]
+    default: fail
+  import_method:
+    description:
+      - C(direct) uploads with C(PUT /v2/images/{id}/file). C(glance-direct) stages the file and imports it.
+        C(web-download) has Glance fetch I(uri). C(copy-image) copies an existing image (I(name) or I(id))
+        to I(stores) or I(all_stores).
+    type: str
+    choices: [direct, glance-direct, web-download, copy-image]
+    default: direct
+  uri:
+    description: URL Glance downloads the data from, for I(import_method=web-download).
+    type: str
+  stores:
+    description:
+      - Stores to put the data in. With I(import_method=direct) at most one.
+    type: list
+    elements: str
+  all_stores:
+    description: Import into every store of the cloud (import methods only).
+    type: bool
+    default: false
+  all_stores_must_succeed:
+    description:
+      - Fail the import when any store fails. With C(false) a store that fails is reported as a warning.
+    type: bool
+    default: true
+  signing:
+    description:
+      - Sign the data so that Glance verifies the signature on upload. The four C(img_signature*) properties
+        are set before the data goes up. Needs the Python library cryptography.
+    type: dict
+    suboptions:
+      private_key:
+        description: Path of the PEM (or DER) private key. Never prompts.
+        type: path
+        required: true
+      passphrase:
+        description: Passphrase of an encrypted private key.
+        type: str
+      certificate_id:
+        description: Barbican secret uuid of the certificate that goes with the key.
+        type: str
+      certificate:
+        description:
+          - Path of a PEM certificate that goes with the key; stored in Barbican as a certificate secret
+            (reused when it is already there).
+        type: path
+      hash_method:
+        description: Hash method of the signature.
+        type: str
+        choices: [SHA-224, SHA-256, SHA-384, SHA-512]
+        default: SHA-256
+      key_type:
+        description: Key type; must fit the private key. C(ECC) uses the key's curve.
+        type: str
+        choices: [RSA-PSS, ECC, DSA]
+  timeout:
+    description:
+      - Seconds the whole run may take (waiting for another run, upload, import and waiting for C(active)).
+        A timeout is reported and never deletes the image.
+    type: int
+    default: 3600
+seealso:
+  - module: osimage.glance.image_fetch
+'''
+
+EXAMPLES = r'''
+- name: Upload an image (no upload again while the file is unchanged)
+  osimage.glance.image_upload:
+    cloud: mycloud
+    name: debian-12
+    filename: /srv/images/debian-12.qcow2
+    disk_format: qcow2
+    properties:
+      os_distro: debian
+      hw_disk_bus: scsi
+
+- name: Replace the image when the file changed
+  osimage.glance.image_upload:
+    cloud: mycloud
+    name: debian-12
+    filename: /srv/images/debian-12.qcow2
+    disk_format: qcow2
+    on_content_change: replace
+
+- name: Signed upload, certificate stored in Barbican
+  osimage.glance.image_upload:
+    cloud: mycloud
+    name: golden
+    filename: /srv/images/golden.raw
+    disk_format: raw
+    signing:
+      private_key: /etc/pki/image-signing.key
+      passphrase: "{{ vault_signing_passphrase }}"
+      certificate: /etc/pki/image-signing.crt
+      hash_method: SHA-256
+      key_type: RSA-PSS
+
+- name: Let Glance download the data into both stores
+  osimage.glance.image_upload:
+    cloud: mycloud
+    name: cirros
+    disk_format: qcow2
+    import_method: web-download
+    uri: https://download.cirros-cloud.net/0.6.2/cirros-0.6.2-x86_64-disk.img
+    stores: [fast, slow]
+
+- name: Delete a protected image
+  osimage.glance.image_upload:
+    cloud: mycloud
+    name: old-image
+    state: absent
+    protected: false
+'''
+
+RETURN = r'''
+id:
+  description: Id of the image (C(null) after a delete or a predicted create).
+  returned: always
+  type: str
+  sample: 0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5
+image:
+  description: The image as Glance shows it after the run (in check mode, as predicted).
+  returned: with state=present
+  type: dict
+  sample: {"id": "0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5", "status": "active", "os_hash_algo": "sha512"}
+transfer:
+  description: What the upload moved; absent when nothing was uploaded.
+  returned: when data was uploaded
+  type: dict
+  contains:
+    bytes:
+      description: Bytes uploaded.
+      type: int
+    seconds:
+      description: Seconds the upload took (until Glance accepted the data).
+      type: float
+    mb_per_second:
+      description: Throughput in megabytes (10^6 bytes) per second.
+      type: float
+    wait_seconds:
+      description: Seconds spent waiting for the image to become active after the data went up.
+      type: float
+deleted:
+  description: Ids of the images deleted (state=absent, a replaced image, or a stale half-made one).
+  returned: always
+  type: list
+  elements: str
+kept_protected:
+  description: Ids of protected images that on_content_change=replace did not delete.
+  returned: when there are any
+  type: list
+  elements: str
+sha512:
+  description: sha512 of the local file, when it was known or computed.
+  returned: when a local file was given
+  type: str
+'''
+
+import time
+
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+from ansible_collections.osimage.glance.plugins.module_utils import _upload as upload
+from ansible_collections.osimage.glance.plugins.module_utils import _signing as signing_lib
+from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
+
+ALGO = upload.DEFAULT_HASH_ALGO
+IN_PROGRESS = ('saving', 'uploading', 'importing')
+HAS_DATA = ('active', 'deactivated')
+# Bytes of the file the format inspector looks at before the upload.
+INSPECT_BYTES = 16 * 1024 * 1024
+
+
+def split_stores(text):
+    return [store for store in (text or '').split(',') if store]
+
+
+def glance_call(action, func, *args, **kwargs):
+    """Run one Glance call; 413, 403 and 409 become one clear message each."""
+    try:
+        return func(*args, **kwargs)
+    except errors.OverQuotaError as exc:
+        raise errors.OverQuotaError(
+            '%s was refused because a quota or size limit of this project would be exceeded (HTTP 413). Delete '
+            'images you no longer need or ask for a larger image quota. %s' % (action, exc.msg), status_code=413)
+    except errors.NotAuthorizedError as exc:
+        raise errors.NotAuthorizedError(
+            '%s was refused (HTTP 403): the policy or a property protection rule of this Glance does not let '
+            'these credentials do it (protected properties can only be set by the roles the operator chose). %s'
+            % (action, exc.msg), status_code=403)
+    except errors.ConflictError as exc:
+        raise errors.ConflictError(
+            '%s conflicts with the image\'s current state (HTTP 409), for example an image that already has '
+            'data, is being uploaded by another run, or an id that is taken. %s' % (action, exc.msg),
+            status_code=409)
+
+
+def inspect_format(path, disk_format, size):
+    """The one call site of the format inspector (osimage.glance's _format):
+    the declared disk_format must be what the content is, and the content must
+    pass the format's safety checks. Looks at the head of the file."""
+    # Imported here so that the rest of the module works where the format
+    # inspector's library (oslo.utils) is missing until it is needed.
+    from ansible_collections.osimage.glance.plugins.module_utils import _format as formats
+    what = 'filename %s' % path
+    inspection = formats.Inspection(what, declared=disk_format)
+    limit = size if disk_format == 'vmdk' else min(size, INSPECT_BYTES)
+
+    def head():
+        left = limit
+        with open(path, 'rb') as fileobj:
+            while left > 0:
+                chunk = fileobj.read(min(transfer.CHUNK_SIZE, left))
+                if not chunk:
+                    return
+                left -= len(chunk)
+                yield chunk
+
+    for dummy in inspection.wrap(head()):
+        pass
+    return formats.evaluate(inspection, path)
+
+
+class Uploader(object):
+    """One run of the module."""
+
+    def __init__(self, module, api, cache=None, lock_dir=None):
+        self.module = module
+        self.api = api
+        self.params = module.params
+        self.check_mode = module.check_mode
+        self.cache = cache or upload.DigestCache()
+        self.lock_dir = lock_dir
+        self.deadline = transfer.Deadline(self.params['timeout'], 'Uploading image %s' % self.params['name'])
+        self.schema = None
+        self.core = None
+        self.st = None
+        self.digests = {}
+        self.deleted = []
+        self.kept = []
+        self.warnings = []
+        self.transfer = None
+        self.signer = None
+        self.certificate_id = None
+
+    # -- lookups ---------------------------------------------------------------
+    def load_schema(self):
+        self.schema = self.api.get_json('/schemas/image', 'Reading the image schema of Glance')
+        self.core = set((self.schema.get('properties') or {}).keys()) | set(['stores', 'file', 'schema', 'self'])
+
+    @property
+    def project_id(self):
+        return self.api.conn.current_project_id
+
+    @property
+    def owner(self):
+        return self.params['owner'] or self.project_id
+
+    def candidates(self):
+        """Images this task is about: the one with ``id``, or those with the
+        name that the owner owns."""
+        params = self.params
+        if params['id']:
+            try:
+                image = self.api.get_json('/images/%s' % params['id'], 'Looking up image %s' % params['id'])
+            except errors.NotFoundError:
+                return []
+            return [image]
+        images = self.api.list_images('Looking up images named %r' % params['name'],
+                                      name=params['name'], owner=self.owner)
+        gone = ('killed', 'deleted', 'pending_delete')
+        return sorted((image for image in images if image.get('status') not in gone),
+                      key=lambda image: (image.get('created_at') or '', image['id']))
+
+    def get_image(self, image_id):
+        return self.api.get_json('/images/%s' % image_id, 'Reading image %s' % image_id)
+
+    # -- local file --------------------------------------------------------------
+    def algos(self):
+        return [ALGO] + ([self.signer.algo] if self.signer and self.signer.algo != ALGO else [])
+
+    def cached_digests(self):
+        for algo in self.algos():
+            if algo not in self.digests:
+                found = self.cache.get(self.params['filename'], self.st, algo)
+                if found:
+                    self.digests[algo] = found
+        return all(algo in self.digests for algo in self.algos())
+
+    def hash_local(self):
+        """Digests of the local file: from the cache, else one read pass."""
+        if self.cached_digests():
+            return
+        path = self.params['filename']
+        size, digests = transfer.hash_file(path, self.algos())
+        if size != self.st.st_size:
+            raise errors.DestinationError('filename %s changed size while it was read (%d, now %d bytes). Run '
+                                          'again when it is complete.' % (path, self.st.st_size, size))
+        self.digests.update(digests)
+        self.remember_digests()
+
+    def remember_digests(self):
+        if self.check_mode:
+            return
+        for algo, value in self.digests.items():
+            self.cache.put(self.params['filename'], self.st, algo, value)
+
+    # -- metadata ------------------------------------------------------------
+    def wanted(self):
+        params = self.params
+        keys = ('name', 'visibility', 'min_disk', 'min_ram', 'protected', 'tags')
+        wanted = dict((key, params[key]) for key in keys)
+        if params['owner']:
+            wanted['owner'] = params['owner']
+        if params['import_method'] != 'copy-image':
+            wanted['disk_format'] = params['disk_format']
+            wanted['container_format'] = params['container_format']
+        return wanted
+
+    def patch_ops(self, image):
+        return upload.metadata_patch(image, self.wanted(), upload.desired_properties(self.params['properties']),
+                                     self.params['purge_properties'], self.core)
+
+    def apply(self, image, ops, action):
+        if not ops:
+            return image
+        return glance_call(action, self.api.request, 'PATCH', '/images/%s' % image['id'], action, ok=(200,),
+                           json=ops, headers={'Content-Type': upload.PATCH_CONTENT_TYPE}).json()
+
+    def new_image_body(self):
+        params = self.params
+        body = dict(name=params['name'], disk_format=params['disk_format'],
+                    container_format=params['container_format'])
+        for key in ('visibility', 'min_disk', 'min_ram', 'tags', 'id'):
+            if params[key] is not None:
+                body[key] = params[key]
+        if params['owner'] and params['owner'] != self.project_id:
+            body['owner'] = params['owner']
+        for key, value in upload.desired_properties(params['properties']).items():
+            if value is not None:
+                body[key] = value
+        return body
+
+    # -- waiting -----------------------------------------------------------------
+    def wait(self, image, import_stores=False, stores=None):
+        """Poll until the image is active and, for an import, its stores are
+        done: none left importing and each of ``stores`` holds the data or
+        failed (a copy-image task may start after the request returned)."""
+        delay = 0.2
+        while True:
+            status = image.get('status')
+            importing = (image.get('os_glance_importing_to_stores') or '').strip(',') if import_stores else ''
+            failed = (image.get('os_glance_failed_import') or '').strip(',') if import_stores else ''
+            pending = set(stores or []) - set(split_stores(image.get('stores'))) - set(split_stores(failed))
+            if status == 'active' and not importing and not pending:
+                if failed:
+                    text = 'The import of image %s into store(s) %s failed.' % (image['id'], failed)
+                    if self.params['all_stores_must_succeed']:
+                        raise errors.ImageStateError(text, image_id=image['id'], failed_stores=failed.split(','))
+                    self.warnings.append(text)
+                return image
+            if status in ('killed', 'deleted', 'pending_delete'):
+                raise errors.ImageStateError(
+                    'Image %s became %s instead of active; Glance could not store (or import) the data. The '
+                    'Glance log has the reason.' % (image['id'], status), image_id=image['id'], status=status)
+            if status == 'queued' and import_stores and image.get('os_glance_failed_import'):
+                raise errors.ImageStateError(
+                    'The import of image %s failed in store(s) %s; the image is queued without data.'
+                    % (image['id'], image['os_glance_failed_import']), image_id=image['id'])
+            if self.params['timeout'] and self.deadline.elapsed() > self.params['timeout']:
+                raise errors.ImageStateError(
+                    'Image %s is still %s after the timeout of %s seconds. It was not deleted: it may still '
+                    'become active. Run again (the run resumes it) or raise timeout.'
+                    % (image['id'], status, self.params['timeout']), image_id=image['id'], status=status)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 3.0)
+            image = self.get_image(image['id'])
+
+    # -- data ------------------------------------------------------------------
+    def store_headers(self):
+        stores = self.params['stores'] or []
+        if len(stores) > 1:
+            raise errors.BadRequestError('A direct upload goes to one store; use import_method=glance-direct to '
+                                         'put the data into several stores (%s).' % ', '.join(stores))
+        return {'X-Image-Meta-Store': stores[0]} if stores else {}
+
+    def wanted_stores(self):
+        """The stores an import must end in (None: Glance's default store)."""
+        if self.params['all_stores']:
+            info = self.api.get_json('/info/stores', 'Listing the stores of Glance')
+            return sorted(store['id'] for store in info.get('stores', []))
+        return self.params['stores']
+
+    def import_body(self, method, **extra):
+        body = dict(method=dict(name=method, **extra))
+        if self.params['stores']:
+            body['stores'] = self.params['stores']
+        if self.params['all_stores']:
+            body['all_stores'] = True
+        if self.params['stores'] or self.params['all_stores']:
+            body['all_stores_must_succeed'] = self.params['all_stores_must_succeed']
+        return body
+
+    def send_file(self, image):
+        """Send the file (direct or staged), hashing it in the same pass when
+        its digest is not known yet."""
+        params = self.params
+        path = params['filename']
+        algos = [] if ALGO in self.digests else [ALGO]
+        body = upload.HashingBody(path, self.st.st_size, algos, deadline=self.deadline)
+        started = time.monotonic()
+        headers = {'Content-Type': 'application/octet-stream'}
+        if params['import_method'] == 'glance-direct':
+            glance_call('Staging the data of image %s' % image['id'], self.api.request, 'PUT',
+                        '/images/%s/stage' % image['id'], 'Staging the data of image %s' % image['id'],
+                        data=body, headers=headers)
+        else:
+            headers.update(self.store_headers())
+            glance_call('Uploading the data of image %s' % image['id'], self.api.request, 'PUT',
+                        '/images/%s/file' % image['id'], 'Uploading the data of image %s' % image['id'],
+                        data=body, headers=headers)
+        sent = time.monotonic() - started
+        if algos:
+            digests = body.hexdigests()
+            if not digests:
+                raise errors.TransferError('filename %s changed while it was uploaded; run again.' % path)
+            self.digests.update(digests)
+        if params['import_method'] == 'glance-direct':
+            action = 'Importing image %s (glance-direct)' % image['id']
+            glance_call(action, self.api.request, 'POST', '/images/%s/import' % image['id'], action,
+                        ok=(202,), json=self.import_body('glance-direct'))
+        self.transfer = transfer.transfer_stats(body.sent, sent)
+        waited = time.monotonic()
+        image = self.wait(self.get_image(image['id']), import_stores=params['import_method'] != 'direct',
+                          stores=self.wanted_stores() if params['import_method'] != 'direct' else None)
+        self.transfer['wait_seconds'] = round(time.monotonic() - waited, 3)
+        if image.get('os_hash_algo') == ALGO and image.get('os_hash_value') != self.digests[ALGO]:
+            self.delete(image, 'it holds other data than %s' % path)
+            raise errors.IntegrityError(
+                'Glance computed sha512 %s for image %s but %s has sha512 %s; the data was changed on the way '
+                'or the file changed during the upload. The image was deleted; run again.'
+                % (image.get('os_hash_value'), image['id'], path, self.digests[ALGO]))
+        self.remember_digests()
+        return image
+
+    def delete(self, image, why):
+        action = 'Deleting image %s (%s)' % (image['id'], why)
+        glance_call(action, self.api.request, 'DELETE', '/images/%s' % image['id'], action, ok=(204, 404))
+        self.deleted.append(image['id'])
+
+    # -- signing ----------------------------------------------------------------
+    def prepare_signing(self):
+        spec = self.params['signing']
+        if not spec:
+            return
+        if not spec.get('certificate_id') and not spec.get('certificate'):
+            raise errors.SignatureError('signing needs certificate_id (a Barbican secret) or certificate (a PEM file).')
+        key = signing_lib.load_private_key(spec['private_key'], spec.get('passphrase'))
+        key_type = signing_lib.key_type_name(key, spec.get('key_type'))
+        self.signer = signing_lib.Signer(key, key_type, spec['hash_method'])
+        if spec.get('certificate'):
+            pem, cert = signing_lib.load_certificate(spec['certificate'])
+            signing_lib.check_key_matches(key, cert, spec['certificate'])
+            name = 'osimage-signing-cert-%s' % signing_lib.certificate_fingerprint(cert)[:32]
+            dummy, self.certificate_id = self.api.store_certificate(name, pem, check_mode=self.check_mode)
+        else:
+            self.certificate_id = spec['certificate_id']
+
+    # -- the states ------------------------------------------------------------
+    def validate(self):
+        params = self.params
+        method = params['import_method']
+        if params['state'] == 'present' and not params['name'] and not (method == 'copy-image' and params['id']):
+            raise errors.BadRequestError('name is required with state=present.')
+        upload.validate_metadata(self.schema, params['name'],
+                                 params['disk_format'] if method != 'copy-image' else None,
+                                 params['container_format'] if method != 'copy-image' else None)
+        if method in ('direct', 'glance-direct'):
+            if not params['filename']:
+                raise errors.BadRequestError('filename is required with import_method=%s.' % method)
+            self.st = upload.check_readable(params['filename'])
+        elif params['filename']:
+            raise errors.BadRequestError('filename cannot be used with import_method=%s.' % method)
+        if method == 'web-download' and not params['uri']:
+            raise errors.BadRequestError('uri is required with import_method=web-download.')
+        if method != 'copy-image' and not params['disk_format']:
+            raise errors.BadRequestError('disk_format is required to create an image.')
+        if params['signing'] and method not in ('direct', 'glance-direct'):
+            raise errors.BadRequestError('signing needs the data locally (import_method direct or glance-direct).')
+        if self.st is not None:
+            inspect_format(params['filename'], params['disk_format'], self.st.st_size)
+
+    def lock(self):
+        key = '|'.join([self.api.auth_url, self.project_id or '', self.owner or '',
+                        self.params['id'] or '', self.params['name'] or ''])
+        return upload.HostLock(key, self.params['timeout'], directory=self.lock_dir)
+
+    def ensure_present(self):
+        self.load_schema()
+        self.validate()
+        self.prepare_signing()
+        with transfer.terminate_as_interrupt(), self.lock():
+            if self.params['import_method'] == 'copy-image':
+                return self.ensure_copied()
+            return self.present_locked(recheck=True)
+
+    def update_existing(self, image, result_changed=False):
+        ops = self.patch_ops(image)
+        before = upload.metadata_view(image, self.core)
+        if self.check_mode:
+            after_image = upload.apply_patch(image, ops)
+        else:
+            after_image = self.apply(image, ops, 'Updating the metadata of image %s' % image['id'])
+        changed = bool(ops) or result_changed
+        return changed, self.result(after_image, before)
+
+    def result(self, image, before):
+        diff = dict(before=before, after=upload.metadata_view(image, self.core) if image else dict(state='absent'))
+        result = dict(id=image.get('id') if image else None, image=image, diff=diff, deleted=self.deleted)
+        if self.transfer:
+            result['transfer'] = self.transfer
+        if self.digests.get(ALGO):
+            result['sha512'] = self.digests[ALGO]
+        if self.kept:
+            result['kept_protected'] = self.kept
+        for warning in self.warnings:
+            self.module.ansible.warn(warning)
+        return result
+
+    def present_locked(self, recheck):
+        params = self.params
+        images = self.candidates()
+        if params['import_method'] == 'web-download':
+            with_data = [image for image in images if image.get('status') in HAS_DATA]
+            if with_data:
+                # The data is Glance's download of uri: the name identifies it.
+                return self.update_existing(with_data[-1])
+            return self.create_and_send(images, None, recheck)
+
+        with_data = [image for image in images if image.get('status') in HAS_DATA]
+        self.cached_digests()
+        needs_hash = (self.signer is not None
+                      or (with_data and ALGO not in self.digests
+                          and (params['on_content_change'] == 'fail'
+                               or any(image.get('size') == self.st.st_size for image in with_data))))
+        if needs_hash:
+            self.hash_local()
+        local = self.digests.get(ALGO)
+        same = [image for image in with_data if local and image.get('os_hash_value') == local]
+        if same:
+            return self.update_existing(same[-1])
+        if with_data:
+            if params['on_content_change'] == 'fail' or params['id']:
+                if local is None:
+                    self.hash_local()
+                    local = self.digests[ALGO]
+                old = with_data[-1]
+                raise errors.IntegrityError(
+                    'Image %s (%s) exists with other content: Glance has %s %s, %s has %s %s. Set '
+                    'on_content_change=new to upload another image with this name, or replace to upload and then '
+                    'delete the old one.' % (old['id'], params['name'], old.get('os_hash_algo'),
+                                             old.get('os_hash_value'), params['filename'], ALGO, local),
+                    image_id=old['id'], glance_hash=old.get('os_hash_value'), local_hash=local)
+        return self.create_and_send(images, with_data if params['on_content_change'] == 'replace' else None,
+                                    recheck)
+
+    def create_and_send(self, images, replace, recheck):
+        """Create an image (or resume a queued one), send the data, wait, and
+        delete the images it replaces."""
+        params = self.params
+        queued = [image for image in images if image.get('status') == 'queued']
+        stale = [image for image in images if image.get('status') in IN_PROGRESS]
+        target = queued[0] if queued else None
+        before = upload.metadata_view(target, self.core) if target else dict(state='absent')
+        if self.check_mode:
+            predicted = upload.apply_patch(target, self.patch_ops(target)) if target else dict(
+                self.new_image_body(), status='active', id=params['id'])
+            for image in stale + (replace or []):
+                if not image.get('protected'):
+                    self.deleted.append(image['id'])
+            return True, self.result(predicted, before)
+        for image in stale:
+            # Under the host lock: left half-made by an earlier run here.
+            self.delete(image, 'left %s by an earlier run' % image.get('status'))
+        seen = set(image['id'] for image in images)
+        if target is None:
+            body = self.new_image_body()
+            action = 'Creating image %s' % params['name']
+            target = glance_call(action, self.api.request, 'POST', '/images', action, ok=(201,), json=body).json()
+            if recheck:
+                winner = self.concurrent_winner(target, seen)
+                if winner is not None:
+                    self.delete(target, 'another run created %s at the same time' % winner['id'])
+                    self.deleted.remove(target['id'])
+                    self.wait(winner, import_stores=params['import_method'] != 'direct')
+                    return self.present_locked(recheck=False)
+        signature = {}
+        if self.signer is not None:
+            self.hash_local()
+            signature = self.signer.properties(self.digests[self.signer.algo], self.certificate_id)
+        # Protected only once the data is in: a failed run must be able to clean up.
+        ops = [op for op in self.patch_ops(target) if op['path'] != '/protected']
+        for key, value in sorted(signature.items()):
+            ops.append(dict(op='replace' if key in target else 'add', path='/' + key, value=value))
+        target = self.apply(target, ops, 'Setting the metadata of image %s' % target['id'])
+        if params['import_method'] == 'web-download':
+            action = 'Importing image %s from %s (web-download)' % (target['id'], params['uri'])
+            glance_call(action, self.api.request, 'POST', '/images/%s/import' % target['id'], action, ok=(202,),
+                        json=self.import_body('web-download', uri=params['uri']))
+            started = time.monotonic()
+            image = self.wait(self.get_image(target['id']), import_stores=True, stores=self.wanted_stores())
+            self.transfer = dict(bytes=image.get('size'), seconds=round(time.monotonic() - started, 3))
+        else:
+            try:
+                image = self.send_file(target)
+            except (errors.BadRequestError, errors.NotAuthorizedError, errors.OverQuotaError) as exc:
+                # Glance refused the data (signature, format, quota): an image
+                # this run created is removed; a broken connection instead
+                # leaves it queued for the next run to resume.
+                if target['id'] not in seen:
+                    self.delete(target, 'its data was refused')
+                    exc.msg += ' Image %s, created by this run, was deleted.' % target['id']
+                raise
+        image = self.apply(image, self.patch_ops(image), 'Setting the metadata of image %s' % image['id'])
+        for old in replace or []:
+            if old.get('protected'):
+                self.kept.append(old['id'])
+                self.warnings.append('Image %s was not deleted after the replacement because it is protected.'
+                                     % old['id'])
+            else:
+                self.delete(old, 'replaced by %s' % image['id'])
+        return True, self.result(image, before)
+
+    def concurrent_winner(self, mine, seen):
+        """Another image created for the same name since the lookup, older
+        than ours (runs on other hosts are not serialised by the lock)."""
+        others = [image for image in self.candidates()
+                  if image['id'] not in seen and image['id'] != mine['id']
+                  and image.get('status') in ('queued',) + IN_PROGRESS + HAS_DATA]
+        key = (mine.get('created_at') or '', mine['id'])
+        older = [image for image in others if (image.get('created_at') or '', image['id']) < key]
+        return older[0] if older else None
+
+    def ensure_copied(self):
+        params = self.params
+        images = [image for image in self.candidates() if image.get('status') in HAS_DATA]
+        if not images:
+            raise errors.NotFoundError('import_method=copy-image needs an existing image; none named %r (owner %s) '
+                                       'has data.' % (params['name'] or params['id'], self.owner))
+        if len(images) > 1:
+            raise errors.AmbiguousImageError('%d images are named %r: %s. Give id.'
+                                             % (len(images), params['name'], ', '.join(i['id'] for i in images)))
+        image = images[0]
+        have = set(split_stores(image.get('stores')))
+        wanted = set(self.wanted_stores() or [])
+        missing = sorted(wanted - have)
+        if not missing:
+            return self.update_existing(image)
+        before = upload.metadata_view(image, self.core)
+        before['stores'] = sorted(have)
+        if self.check_mode:
+            changed, result = self.update_existing(image, result_changed=True)
+            result['diff']['before'] = before
+            result['diff']['after']['stores'] = sorted(have | wanted)
+            return changed, result
+        action = 'Copying image %s to store(s) %s (copy-image)' % (image['id'], ', '.join(missing))
+        body = dict(method=dict(name='copy-image'), stores=missing,
+                    all_stores_must_succeed=params['all_stores_must_succeed'])
+        glance_call(action, self.api.request, 'POST', '/images/%s/import' % image['id'], action, ok=(202,), json=body)
+        started = time.monotonic()
+        image = self.wait(self.get_image(image['id']), import_stores=True, stores=missing)
+        self.transfer = dict(bytes=image.get('size'), seconds=round(time.monotonic() - started, 3))
+        changed, result = self.update_existing(image, result_changed=True)
+        result['diff']['before'] = before
+        result['diff']['after']['stores'] = sorted(split_stores(image.get('stores')))
+        return changed, result
+
+    def ensure_absent(self):
+        self.load_schema()
+        params = self.params
+        if not params['name'] and not params['id']:
+            raise errors.BadRequestError('state=absent needs name or id.')
+        with self.lock():
+            images = self.candidates()
+            if not images:
+                absent = dict(state='absent')
+                return False, dict(id=None, deleted=[], diff=dict(before=absent, after=absent))
+            blocked = [image['id'] for image in images if image.get('protected') and params['protected'] is not False]
+            if blocked:
+                raise errors.ImageStateError(
+                    'Image(s) %s are protected and cannot be deleted. Give protected=false with state=absent to '
+                    'unprotect and delete them.' % ', '.join(blocked), image_ids=blocked)
+            before = upload.metadata_view(images[0], self.core)
+            for image in images:
+                if self.check_mode:
+                    self.deleted.append(image['id'])
+                    continue
+                if image.get('protected'):
+                    self.apply(image, [dict(op='replace', path='/protected', value=False)],
+                               'Unprotecting image %s' % image['id'])
+                self.delete(image, 'state=absent')
+            return True, dict(id=images[0]['id'], deleted=self.deleted,
+                              diff=dict(before=before, after=dict(state='absent')))
+
+
+def run(module, api):
+    uploader = Uploader(module, api)
+    if module.params['state'] == 'absent':
+        changed, result = uploader.ensure_absent()
+    else:
+        changed, result = uploader.ensure_present()
+    result['changed'] = changed
+    return result
+
+
+def main():
+    module = GlanceModule(
+        argument_spec=dict(
+            name=dict(type='str'),
+            id=dict(type='str'),
+            state=dict(type='str', default='present', choices=['present', 'absent']),
+            filename=dict(type='path'),
+            disk_format=dict(type='str'),
+            container_format=dict(type='str', default='bare'),
+            visibility=dict(type='str', choices=['public', 'private', 'shared', 'community']),
+            min_disk=dict(type='int'),
+            min_ram=dict(type='int'),
+            protected=dict(type='bool'),
+            tags=dict(type='list', elements='str'),
+            properties=dict(type='dict', default={}),
+            purge_properties=dict(type='bool', default=False),
+            owner=dict(type='str'),
+            on_content_change=dict(type='str', default='fail', choices=['fail', 'new', 'replace']),
+            import_method=dict(type='str', default='direct',
+                               choices=['direct', 'glance-direct', 'web-download', 'copy-image']),
+            uri=dict(type='str'),
+            stores=dict(type='list', elements='str'),
+            all_stores=dict(type='bool', default=False),
+            all_stores_must_succeed=dict(type='bool', default=True),
+            signing=dict(type='dict', options=dict(
+                private_key=dict(type='path', required=True, no_log=False),
+                passphrase=dict(type='str', no_log=True),
+                certificate_id=dict(type='str'),
+                certificate=dict(type='path'),
+                hash_method=dict(type='str', default='SHA-256', choices=list(signing_lib.HASH_METHODS)),
+                key_type=dict(type='str', choices=list(signing_lib.KEY_TYPES)),
+            ), mutually_exclusive=[['certificate_id', 'certificate']]),
+            timeout=dict(type='int', default=3600),
+        ),
+        mutually_exclusive=[['filename', 'uri'], ['stores', 'all_stores']],
+        supports_check_mode=True,
+    )
+    module.run(run)
+
+
+if __name__ == '__main__':
+    main()

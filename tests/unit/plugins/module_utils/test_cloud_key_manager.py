@@ -1,0 +1,139 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+"""The lazy connection and Barbican secrets over the same session, against
+a fake openstacksdk connection (the boundary)."""
+
+from __future__ import annotations
+
+import pytest
+
+from keystoneauth1 import exceptions as ka_exceptions
+
+from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+
+BARBICAN = 'http://barbican.test:9311'
+SECRET = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
+
+
+class FakeResponse(object):
+    def __init__(self, status_code, content=b'', text=''):
+        self.status_code = status_code
+        self.content = content
+        self.text = text
+        self.reason = ''
+        self.closed = False
+
+    def json(self):
+        raise ValueError('no json')
+
+    def close(self):
+        self.closed = True
+
+
+class FakeSession(object):
+    def __init__(self, responses):
+        self.responses = list(responses)
+        self.requests = []
+
+    def request(self, url, method, **kwargs):
+        self.requests.append((method, url, kwargs))
+        result = self.responses.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def get_token(self):
+        return 'token'
+
+
+class FakeConfig(object):
+    def get_auth_args(self):
+        return {'auth_url': 'http://keystone.test:5000/v3'}
+
+
+class FakeConnection(object):
+    def __init__(self, responses=(), catalog=None):
+        self.session = FakeSession(responses)
+        self.config = FakeConfig()
+        self.catalog = {'image': 'http://glance.test:9292', 'key-manager': BARBICAN} if catalog is None else catalog
+
+    def endpoint_for(self, service_type):
+        if service_type not in self.catalog:
+            raise ka_exceptions.EndpointNotFound('no %s' % service_type)
+        return self.catalog[service_type]
+
+
+def test_connection_is_made_on_first_use_only():
+    made = []
+
+    def connect():
+        made.append(1)
+        return FakeConnection([FakeResponse(200, b'pem'), FakeResponse(200, b'again')])
+
+    api = _cloud.GlanceAPI(connect=connect)
+    assert made == []
+    assert api.get_secret_payload(SECRET, 'Fetching') == b'pem'
+    assert api.get_secret_payload(SECRET, 'Fetching') == b'again'
+    assert made == [1]
+
+
+def test_from_params_does_not_connect(monkeypatch):
+    monkeypatch.setattr(_cloud.openstack, 'connect', lambda **kwargs: pytest.fail('connected'))
+    api = _cloud.GlanceAPI.from_params({'cloud': 'demo', 'interface': 'public', 'api_retries': 2})
+    assert api.retries == 2
+
+
+def test_missing_sdk_is_reported_on_first_use(monkeypatch):
+    monkeypatch.setattr(_cloud, 'HAS_SDK', False)
+    monkeypatch.setattr(_cloud, 'SDK_IMPORT_ERROR', 'Traceback: no openstack')
+    api = _cloud.GlanceAPI.from_params({'cloud': 'demo', 'interface': 'public'})
+    with pytest.raises(errors.MissingLibraryError) as failure:
+        api.find_image('cirros')
+    assert 'openstacksdk' in failure.value.msg
+    assert failure.value.details['exception'] == 'Traceback: no openstack'
+
+
+def test_secret_payload_is_fetched_as_bytes_from_the_catalog_endpoint():
+    conn = FakeConnection([FakeResponse(200, b'-----BEGIN CERTIFICATE-----')])
+    api = _cloud.GlanceAPI(conn)
+    assert api.get_secret_payload(SECRET, 'Fetching certificate') == b'-----BEGIN CERTIFICATE-----'
+    method, url, kwargs = conn.session.requests[0]
+    assert (method, url) == ('GET', '%s/v1/secrets/%s/payload' % (BARBICAN, SECRET))
+    assert kwargs['headers'] == {'Accept': 'application/octet-stream'}
+
+
+def test_catalog_endpoint_with_version_is_not_doubled():
+    conn = FakeConnection([FakeResponse(200, b'x')], catalog={'key-manager': BARBICAN + '/v1/'})
+    _cloud.GlanceAPI(conn).get_secret_payload(SECRET, 'Fetching')
+    assert conn.session.requests[0][1] == '%s/v1/secrets/%s/payload' % (BARBICAN, SECRET)
+
+
+def test_missing_secret_names_barbican_and_the_reason():
+    conn = FakeConnection([FakeResponse(404, text='Not Found: Secret not found.')])
+    with pytest.raises(errors.NotFoundError) as failure:
+        _cloud.GlanceAPI(conn).get_secret_payload(SECRET, 'Fetching certificate %s' % SECRET)
+    assert failure.value.msg == ('Fetching certificate %s: Barbican at %s found no such resource (HTTP 404): '
+                                 'Not Found: Secret not found.' % (SECRET, BARBICAN))
+
+
+def test_barbican_down_is_retried_then_named():
+    refused = ka_exceptions.ConnectFailure('Connection refused')
+    conn = FakeConnection([refused, refused, FakeResponse(200, b'x')])
+    api = _cloud.GlanceAPI(conn, retries=2, sleep=lambda seconds: None)
+    assert api.get_secret_payload(SECRET, 'Fetching') == b'x'
+    conn = FakeConnection([refused] * 3)
+    api = _cloud.GlanceAPI(conn, retries=2, sleep=lambda seconds: None)
+    with pytest.raises(errors.ServiceUnavailableError, match='could not reach Barbican at %s after 3' % BARBICAN):
+        api.get_secret_payload(SECRET, 'Fetching')
+
+
+def test_no_key_manager_in_the_catalog_is_a_config_error():
+    api = _cloud.GlanceAPI(FakeConnection(catalog={'image': 'http://glance.test:9292'}))
+    with pytest.raises(errors.CloudConfigError, match='no key-manager \\(Barbican\\) endpoint'):
+        api.get_secret_payload(SECRET, 'Fetching')

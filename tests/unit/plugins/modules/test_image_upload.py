@@ -1,0 +1,415 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+"""image_upload with Glance faked at its boundary (GlanceAPI): an in-memory
+Glance that stores what is PUT and hashes it as Glance does."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import os
+import time
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _upload as upload
+from ansible_collections.osimage.glance.plugins.modules import image_upload
+
+SCHEMA = {'properties': dict((key, {}) for key in (
+    'id', 'name', 'status', 'visibility', 'protected', 'checksum', 'os_hash_algo', 'os_hash_value', 'owner',
+    'size', 'virtual_size', 'min_ram', 'min_disk', 'created_at', 'updated_at', 'tags', 'disk_format',
+    'container_format', 'os_hidden', 'stores'))}
+SCHEMA['properties']['disk_format'] = {'enum': [None, 'aki', 'ari', 'ami', 'raw', 'qcow2']}
+SCHEMA['properties']['container_format'] = {'enum': [None, 'aki', 'ari', 'ami', 'bare']}
+PROJECT = 'p' * 32
+_ids = itertools.count(1)
+
+
+class Response(object):
+    def __init__(self, body=None):
+        self.body = body
+
+    def json(self):
+        return self.body
+
+
+class FakeConn(object):
+    current_project_id = PROJECT
+
+
+class FakeGlance(object):
+    endpoint = 'http://glance.test:9292'
+    auth_url = 'http://keystone.test/v3'
+
+    def __init__(self):
+        self.conn = FakeConn()
+        self.images = {}
+        self.data = {}
+        self.calls = []
+        self.fail_upload = None
+        self.secrets = {}
+
+    # the GlanceAPI surface image_upload uses
+    def get_json(self, path, what, **kwargs):
+        return self.request('GET', path, what).json()
+
+    def list_images(self, what, **filters):
+        return [dict(image) for image in self.images.values()
+                if all(image.get(key) == value for key, value in filters.items())]
+
+    def add(self, **fields):
+        image = dict(id='00000000-0000-0000-0000-%012d' % next(_ids), status='queued', owner=PROJECT,
+                     visibility='shared', protected=False, tags=[], min_ram=0, min_disk=0,
+                     created_at='2025-01-01T00:00:%02dZ' % len(self.images), updated_at='u0',
+                     disk_format='raw', container_format='bare', os_hash_algo=None, os_hash_value=None,
+                     size=None)
+        image.update(fields)
+        self.images[image['id']] = image
+        return image
+
+    def store_certificate(self, name, pem, check_mode=False):
+        if name in self.secrets:
+            return False, self.secrets[name]
+        self.secrets[name] = 'c' * 8 + '-0000-0000-0000-' + '0' * 12
+        return True, self.secrets[name]
+
+    def request(self, method, path, what, ok=(200, 201, 204), json=None, data=None, headers=None, **kwargs):
+        self.calls.append((method, path))
+        parts = path.strip('/').split('/')
+        if path == '/schemas/image':
+            return Response(SCHEMA)
+        if path == '/info/stores':
+            return Response({'stores': [{'id': 'fast'}, {'id': 'slow'}]})
+        if method == 'POST' and path == '/images':
+            fields = dict(json)
+            return Response(dict(self.add(**fields)))
+        image = self.images.get(parts[1])
+        if image is None:
+            raise errors.NotFoundError('no image %s' % parts[1], status_code=404)
+        if method == 'GET':
+            return Response(dict(image))
+        if method == 'DELETE':
+            if image['protected']:
+                raise errors.NotAuthorizedError('protected', status_code=403)
+            del self.images[image['id']]
+            return Response()
+        if method == 'PATCH':
+            assert headers['Content-Type'] == upload.PATCH_CONTENT_TYPE
+            image.update(upload.apply_patch(image, json))
+            for op in json:
+                if op['op'] == 'remove':
+                    image.pop(op['path'][1:])
+            image['updated_at'] = 'u%d' % len(self.calls)
+            return Response(dict(image))
+        if method == 'PUT' and parts[2] in ('file', 'stage'):
+            if self.fail_upload is not None:
+                raise self.fail_upload  # pylint: disable=raising-bad-type
+            assert len(data) == data.size
+            payload = b''.join(data)
+            if parts[2] == 'stage':
+                image.update(status='uploading')
+                self.data[image['id']] = payload
+                return Response()
+            self._store(image, payload, (headers or {}).get('X-Image-Meta-Store', 'fast'))
+            return Response()
+        if method == 'POST' and parts[2] == 'import':
+            body = json
+            if body['method']['name'] == 'glance-direct':
+                self._store(image, self.data[image['id']], ','.join(body.get('stores') or ['fast']))
+            elif body['method']['name'] == 'copy-image':
+                image['stores'] = ','.join(sorted(set(image['stores'].split(',')) | set(body['stores'])))
+            return Response()
+        raise AssertionError('unexpected %s %s' % (method, path))
+
+    def _store(self, image, payload, stores):
+        image.update(status='active', size=len(payload), os_hash_algo='sha512',
+                     os_hash_value=hashlib.sha512(payload).hexdigest(), stores=stores,
+                     updated_at='u%d' % len(self.calls))
+        self.data[image['id']] = payload
+
+    def uploads(self):
+        return [call for call in self.calls if call[0] == 'PUT']
+
+
+@pytest.fixture
+def glance(monkeypatch, tmp_path):
+    fake = FakeGlance()
+    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    monkeypatch.setattr(image_upload.time, 'sleep', lambda seconds: None)
+    return fake
+
+
+def make_file(tmp_path, name='disk.raw', data=None, old=True):
+    data = os.urandom(1024 * 1024 + 7) if data is None else data
+    path = tmp_path / name
+    path.write_bytes(data)
+    if old:  # old enough for the digest cache
+        past = time.time() - 60
+        os.utime(path, (past, past))
+    return str(path), data
+
+
+def run_module(args, capsys):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exit_info:
+            image_upload.main()
+    result = json.loads(capsys.readouterr().out)
+    result['rc'] = exit_info.value.code
+    return result
+
+
+def base(path, **more):
+    args = {'name': 'golden', 'filename': path, 'disk_format': 'raw'}
+    args.update(more)
+    return args
+
+
+def test_create_uploads_once_and_then_is_idempotent(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    check = run_module(dict(base(path), _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert check['changed'] is True and check['diff']['before'] == {'state': 'absent'}
+    assert not glance.images
+    created = run_module(base(path, properties={'purpose': 'test'}), capsys)
+    assert created['changed'] is True, created
+    assert created['image']['status'] == 'active' and created['image']['purpose'] == 'test'
+    assert created['sha512'] == hashlib.sha512(data).hexdigest()
+    assert created['transfer']['bytes'] == len(data)
+    assert glance.data[created['id']] == data
+    assert len(glance.uploads()) == 1
+    again_check = run_module(dict(base(path, properties={'purpose': 'test'}), _ansible_check_mode=True), capsys)
+    again = run_module(base(path, properties={'purpose': 'test'}), capsys)
+    assert again_check['changed'] is False and again['changed'] is False
+    assert again['id'] == created['id'] and 'transfer' not in again
+    assert len(glance.uploads()) == 1
+    assert len(glance.images) == 1
+
+
+def test_noop_rerun_uses_the_digest_cache_instead_of_reading(glance, tmp_path, capsys, monkeypatch):
+    path, data = make_file(tmp_path)
+    run_module(base(path), capsys)
+
+    def no_read(*args, **kwargs):
+        raise AssertionError('the file was hashed again')
+
+    monkeypatch.setattr(image_upload.transfer, 'hash_file', no_read)
+    assert run_module(base(path), capsys)['changed'] is False
+
+
+def test_metadata_change_is_a_patch_with_a_diff(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    run_module(base(path, properties={'a': '1', 'b': '2'}), capsys)
+    args = base(path, min_ram=512, tags=['x'], properties={'a': '9'}, purge_properties=True)
+    check = run_module(dict(args, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert check['changed'] is True
+    assert check['diff']['before']['properties'] == {'a': '1', 'b': '2'}
+    assert check['diff']['after']['properties'] == {'a': '9'}
+    assert check['diff']['after']['min_ram'] == 512
+    changed = run_module(args, capsys)
+    assert changed['changed'] is True and 'transfer' not in changed
+    assert changed['image']['a'] == '9' and 'b' not in changed['image']
+    assert run_module(args, capsys)['changed'] is False
+    assert len(glance.uploads()) == 1
+
+
+def test_content_change_fails_by_default_with_both_hashes(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    first = run_module(base(path), capsys)
+    other, other_data = make_file(tmp_path, 'other.raw')
+    result = run_module(base(other), capsys)
+    assert result['failed'] is True
+    assert first['sha512'] in result['msg']
+    assert hashlib.sha512(other_data).hexdigest() in result['msg']
+    assert len(glance.images) == 1
+
+
+def test_content_change_new_and_replace(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    first = run_module(base(path), capsys)
+    second_path, second_data = make_file(tmp_path, 'b.raw')
+    second = run_module(base(second_path, on_content_change='new'), capsys)
+    assert second['changed'] and second['id'] != first['id'] and len(glance.images) == 2
+    glance.images[second['id']]['protected'] = True
+    third_path, third_data = make_file(tmp_path, 'c.raw', data=os.urandom(2000))
+    check = run_module(base(third_path, on_content_change='replace', _ansible_check_mode=True), capsys)
+    assert check['changed'] and check['deleted'] == [first['id']]
+    third = run_module(base(third_path, on_content_change='replace'), capsys)
+    assert third['deleted'] == [first['id']]
+    assert third['kept_protected'] == [second['id']]
+    assert sorted(glance.images) == sorted([second['id'], third['id']])
+
+
+def test_same_content_under_replace_is_found_not_uploaded(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    first = run_module(base(path), capsys)
+    again = run_module(base(path, on_content_change='replace'), capsys)
+    assert again['changed'] is False and again['id'] == first['id'] and again['deleted'] == []
+
+
+def test_queued_image_from_a_failed_run_is_resumed(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    glance.fail_upload = errors.ServiceUnavailableError('Glance went away')
+    failed = run_module(base(path), capsys)
+    assert failed['failed'] is True
+    [left] = glance.images.values()
+    assert left['status'] == 'queued'
+    glance.fail_upload = None
+    resumed = run_module(base(path), capsys)
+    assert resumed['changed'] is True and resumed['id'] == left['id']
+    assert len(glance.images) == 1 and glance.data[left['id']] == data
+
+
+def test_image_stuck_saving_is_replaced(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    stuck = glance.add(name='golden', status='saving')
+    result = run_module(base(path), capsys)
+    assert result['deleted'] == [stuck['id']]
+    assert len(glance.images) == 1 and result['id'] != stuck['id']
+
+
+def test_refused_upload_deletes_the_image_it_created(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    glance.fail_upload = errors.OverQuotaError('Glance: over quota (HTTP 413): quota exceeded', status_code=413)
+    result = run_module(base(path), capsys)
+    assert 'quota or size limit of this project would be exceeded (HTTP 413)' in result['msg']
+    assert 'created by this run, was deleted' in result['msg']
+    assert not glance.images
+
+
+@pytest.mark.parametrize('error, text', [
+    (errors.NotAuthorizedError('forbidden', status_code=403), 'property protection rule'),
+    (errors.ConflictError('conflict', status_code=409), "conflicts with the image's current state (HTTP 409)"),
+])
+def test_glance_refusals_have_one_clear_message(glance, tmp_path, capsys, monkeypatch, error, text):
+    path, data = make_file(tmp_path)
+    run_module(base(path), capsys)
+    original = glance.request
+
+    def refuse_patch(method, *args, **kwargs):
+        if method == 'PATCH':
+            raise error
+        return original(method, *args, **kwargs)
+
+    monkeypatch.setattr(glance, 'request', refuse_patch)
+    result = run_module(base(path, min_ram=1), capsys)
+    assert text in result['msg']
+
+
+def test_concurrent_create_elsewhere_leaves_one_image(glance, tmp_path, capsys, monkeypatch):
+    """Another host created the same image between our lookup and our create:
+    the older one wins, ours is deleted, and the run adopts the winner."""
+    path, data = make_file(tmp_path)
+    original = glance.request
+    state = {}
+
+    def racing(method, path_, *args, **kwargs):
+        if method == 'POST' and path_ == '/images' and 'rival' not in state:
+            rival = glance.add(name='golden', created_at='2000-01-01T00:00:00Z')
+            glance._store(rival, data, 'fast')
+            state['rival'] = rival['id']
+        return original(method, path_, *args, **kwargs)
+
+    monkeypatch.setattr(glance, 'request', racing)
+    result = run_module(base(path), capsys)
+    assert result['changed'] is False
+    assert result['id'] == state['rival']
+    assert list(glance.images) == [state['rival']]
+
+
+def test_validation_happens_before_any_request_that_changes_anything(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    for args, text in [
+        (base(path, disk_format='vhd'), "disk_format 'vhd' is not accepted"),
+        (base(path, disk_format='aki'), 'both must be the same'),
+        (base(path, name='n' * 256), 'name is 256 characters long'),
+        (base(str(tmp_path / 'missing')), 'does not exist'),
+        (base(path, disk_format='qcow2'), 'declared as qcow2 but the content is raw'),
+    ]:
+        result = run_module(args, capsys)
+        assert result['failed'] is True and text in result['msg'], result['msg']
+    assert all(method == 'GET' for method, dummy in glance.calls)
+
+
+def test_absent_refuses_protected_unless_unprotected(glance, tmp_path, capsys):
+    image = glance.add(name='golden', status='active', protected=True)
+    refused = run_module({'name': 'golden', 'state': 'absent'}, capsys)
+    assert 'protected=false' in refused['msg'] and glance.images
+    check = run_module({'name': 'golden', 'state': 'absent', 'protected': False, '_ansible_check_mode': True},
+                       capsys)
+    assert check['changed'] is True and glance.images
+    deleted = run_module({'name': 'golden', 'state': 'absent', 'protected': False}, capsys)
+    assert deleted['changed'] is True and deleted['deleted'] == [image['id']] and not glance.images
+    assert run_module({'name': 'golden', 'state': 'absent'}, capsys)['changed'] is False
+
+
+def test_glance_direct_to_a_store(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    result = run_module(base(path, import_method='glance-direct', stores=['slow']), capsys)
+    assert result['changed'] is True and result['image']['stores'] == 'slow'
+    assert ('PUT', '/images/%s/stage' % result['id']) in glance.calls
+
+
+def test_direct_upload_goes_to_one_store(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    assert run_module(base(path, stores=['slow']), capsys)['image']['stores'] == 'slow'
+    refused = run_module(base(path, name='other', stores=['fast', 'slow']), capsys)
+    assert 'use import_method=glance-direct' in refused['msg']
+
+
+def test_copy_image_to_all_stores_is_idempotent(glance, tmp_path, capsys):
+    image = glance.add(name='golden', status='active', stores='fast', os_hash_value='x', size=1)
+    args = {'id': image['id'], 'import_method': 'copy-image', 'all_stores': True}
+    check = run_module(dict(args, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert check['changed'] is True and check['diff']['after']['stores'] == ['fast', 'slow']
+    copied = run_module(args, capsys)
+    assert copied['changed'] is True and copied['image']['stores'] == 'fast,slow'
+    assert run_module(args, capsys)['changed'] is False
+
+
+def test_signed_upload_sets_the_signature_before_the_data(glance, tmp_path, capsys):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    import datetime
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, 'test')])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    key_path = tmp_path / 'key.pem'
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.BestAvailableEncryption(b'pw')))
+    cert_path = tmp_path / 'cert.pem'
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path, data = make_file(tmp_path)
+    signing = {'private_key': str(key_path), 'passphrase': 'pw', 'certificate': str(cert_path),
+               'hash_method': 'SHA-384', 'key_type': 'RSA-PSS'}
+    result = run_module(base(path, signing=signing), capsys)
+    assert result['changed'] is True, result
+    image = result['image']
+    assert image['img_signature_hash_method'] == 'SHA-384'
+    assert image['img_signature_key_type'] == 'RSA-PSS'
+    assert image['img_signature_certificate_uuid'] == glance.secrets[list(glance.secrets)[0]]
+    # What cursive does: PSS, MGF1 with the same hash, maximum salt length.
+    key.public_key().verify(base64.b64decode(image['img_signature']), data,
+                            padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=padding.PSS.MAX_LENGTH),
+                            hashes.SHA384())
+    # The signature went in with a PATCH before the upload.
+    patch_at = max(i for i, call in enumerate(glance.calls) if call[0] == 'PATCH' and i < glance.calls.index(
+        ('PUT', '/images/%s/file' % result['id'])))
+    assert patch_at >= 0
+    wrong = run_module(base(path, name='other', signing=dict(signing, passphrase='bad')), capsys)
+    assert 'cannot be decrypted' in wrong['msg'] or 'cannot be loaded' in wrong['msg']
