@@ -13,10 +13,32 @@ Private to the collection; not a public API.
 
 from __future__ import annotations
 
+import re
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.glance.plugins.module_utils import _cloud
 from ansible_collections.osimage.glance.plugins.module_utils._errors import OsimageError
+
+
+# Keys whose values are secrets wherever they appear, e.g. the password inside
+# a ``cloud`` dict (which, like openstack.cloud's, is not no_log as a whole so
+# that cloud names stay readable in the output).
+_SECRET_KEY_RE = re.compile(r'password|secret|token|passphrase|private_key', re.IGNORECASE)
+
+
+def secret_values(value, secret=False):
+    """Every string held under a secret-looking key in nested dicts/lists."""
+    found = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found |= secret_values(item, secret or bool(_SECRET_KEY_RE.search(str(key))))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found |= secret_values(item, secret)
+    elif secret and isinstance(value, str) and value:
+        found.add(value)
+    return found
 
 
 class GlanceModule(object):
@@ -37,6 +59,8 @@ class GlanceModule(object):
         spec.update(argument_spec)
         self.ansible = AnsibleModule(argument_spec=spec, **kwargs)
         self.params = self.ansible.params
+        # Masked in everything the module returns, the logged invocation included.
+        self.ansible.no_log_values.update(secret_values(self.params))
 
     @property
     def check_mode(self):
