@@ -158,6 +158,7 @@ def run_fetch(args, conn, workdir):
 
 
 CONVERT_MODULE_ONLY = 'image_convert, qemu-img inside the module'
+SETTLE_SECONDS = 1
 PLAIN_FILE = 'qemu-img convert -f qcow2 -O raw'
 # qemu-img's default cache mode for the output is "unsafe": it never flushes,
 # so the plain command returns with the data still in the page cache.
@@ -244,6 +245,10 @@ def run_convert(args, workdir, kind):
             for name, argv in commands.items():
                 if device is None and os.path.exists(dest):
                     os.unlink(dest)
+                # Let the previous run's writeback and the discards of the
+                # file just removed finish, so they do not slow this run.
+                os.sync()
+                time.sleep(SETTLE_SECONDS)
                 if args.cold:
                     drop_caches()
                 elapsed, output = timed(argv)

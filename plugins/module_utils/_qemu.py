@@ -1,0 +1,572 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+"""qemu-img: finding it, naming formats, running it under resource limits,
+and reading what it answers.
+
+Every run of qemu-img goes through ``QemuImg.run``: a fixed C locale, no
+stdin, limits on address space and CPU time set in the child before it
+starts (so a hostile image cannot make qemu-img eat the host), an optional
+wall-clock timeout, and one clear message when a limit stopped it. The
+format of an input is always given with ``-f``: qemu-img never probes.
+
+This module does not decide whether a file is safe to open; callers pass
+only files the format inspector (``_format``) has passed.
+
+Private to the collection; not a public API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+# Which package has qemu-img, for the message when it is missing.
+PACKAGE_HINT = 'install the package qemu-utils (Debian/Ubuntu) or qemu-img (RHEL/CentOS/Fedora)'
+
+# -U (force share), LUKS output and "measure" all need 2.10.
+MIN_VERSION = (2, 10, 0)
+
+# Glance disk_format -> qemu-img format driver, where they differ.
+GLANCE_TO_QEMU = {'vhd': 'vpc', 'iso': 'raw', 'ploop': 'parallels'}
+# qemu-img format driver -> Glance disk_format, where they differ.
+QEMU_TO_GLANCE = {'vpc': 'vhd', 'parallels': 'ploop'}
+
+# Messages qemu-img (and glib) print when an allocation fails: what running
+# out of the address-space limit looks like from outside.
+_OUT_OF_MEMORY = re.compile(r'cannot allocate memory|failed to allocate|out of memory|'
+                            r'qemu_thread_create|resource temporarily unavailable', re.IGNORECASE)
+_NO_SPACE = re.compile(r'no space left on device|disk quota exceeded', re.IGNORECASE)
+
+
+def to_qemu(glance_format):
+    """The qemu-img driver for a Glance disk_format (vhd -> vpc, iso -> raw,
+    ploop -> parallels; the others are the same)."""
+    return GLANCE_TO_QEMU.get(glance_format, glance_format)
+
+
+def to_glance(qemu_format):
+    """The Glance disk_format for a qemu-img driver (vpc -> vhd,
+    parallels -> ploop; the others are the same)."""
+    return QEMU_TO_GLANCE.get(qemu_format, qemu_format)
+
+
+def parse_version(text):
+    """``(major, minor, micro)`` from ``qemu-img --version`` output, or None."""
+    match = re.search(r'qemu-img version (\d+)\.(\d+)(?:\.(\d+))?', text)
+    if not match:
+        return None
+    return tuple(int(part or 0) for part in match.groups())
+
+
+def escape_option(value):
+    """A value inside a qemu ``-o``/``--object`` option list: commas doubled."""
+    return str(value).replace(',', ',,')
+
+
+def render_options(options):
+    """``-o`` text for a dict of creation options (sorted for stable command
+    lines; booleans become on/off)."""
+    parts = []
+    for key in sorted(options):
+        value = options[key]
+        if isinstance(value, bool):
+            value = 'on' if value else 'off'
+        parts.append('%s=%s' % (key, escape_option(value)))
+    return ','.join(parts)
+
+
+class Limits(object):
+    """Resource limits for one qemu-img run.
+
+    ``address_space`` (bytes) and ``cpu_seconds`` become RLIMIT_AS and
+    RLIMIT_CPU of the child, ``timeout`` a wall-clock limit; None means no
+    limit. RLIMIT_CPU's soft limit sends SIGXCPU, its hard limit (one second
+    later) SIGKILL.
+    """
+
+    def __init__(self, address_space=None, cpu_seconds=None, timeout=None):
+        self.address_space = address_space or None
+        self.cpu_seconds = cpu_seconds or None
+        self.timeout = timeout or None
+
+    def apply(self):
+        """Set the limits on the current process (runs in the child)."""
+        if self.address_space:
+            resource.setrlimit(resource.RLIMIT_AS, (self.address_space, self.address_space))
+        if self.cpu_seconds:
+            resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 1))
+
+    def describe(self):
+        parts = []
+        if self.address_space:
+            parts.append('address space %d MiB' % (self.address_space // MIB))
+        if self.cpu_seconds:
+            parts.append('CPU time %d s' % self.cpu_seconds)
+        if self.timeout:
+            parts.append('wall clock %d s' % self.timeout)
+        return ', '.join(parts) or 'none'
+
+    def __repr__(self):
+        return 'Limits(%s)' % self.describe()
+
+
+# Reading an untrusted image's metadata needs little: nova and cinder allow
+# qemu-img info 1 GiB of address space and 30 s of CPU.
+INFO_LIMITS = Limits(address_space=1 * GIB, cpu_seconds=30, timeout=120)
+# Converting and comparing: a larger address space (qemu-img's I/O threads
+# each reserve stack and malloc arenas) and CPU time that grows with the size
+# of the disk (see ``cpu_seconds_for``).
+DEFAULT_ADDRESS_SPACE = 2 * GIB
+CPU_SECONDS_BASE = 60
+CPU_SECONDS_PER_GIB = 60
+
+
+def cpu_seconds_for(virtual_size):
+    """The default CPU-time limit for reading or writing a disk of
+    ``virtual_size`` bytes: generous for zlib compression on every core
+    (about 10 s of CPU per GiB), far below what a runaway image would burn."""
+    gib = -(-int(virtual_size or 0) // GIB)
+    return CPU_SECONDS_BASE + CPU_SECONDS_PER_GIB * gib
+
+
+class Result(object):
+    """What one qemu-img run gave back."""
+
+    def __init__(self, argv, returncode, stdout, stderr, seconds, cpu_seconds=0.0):
+        self.argv = argv
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.seconds = seconds
+        self.cpu_seconds = cpu_seconds
+
+    @property
+    def message(self):
+        """qemu-img's own words about a failure (last lines of stderr)."""
+        text = (self.stderr or self.stdout or '').strip()
+        if not text:
+            return 'exit status %d' % self.returncode
+        lines = text.splitlines()
+        return ' '.join(line.strip() for line in lines[-3:])
+
+
+def run_process(argv, limits, env):
+    """Run ``argv`` under ``limits``; the boundary to the operating system.
+
+    Returns ``(returncode, stdout, stderr, cpu_seconds)``; raises
+    FileNotFoundError when the program is missing and
+    subprocess.TimeoutExpired after the timeout (the child is killed). An
+    exception here (KeyboardInterrupt included) kills the child too.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=env, check=False,
+                          timeout=limits.timeout, preexec_fn=limits.apply)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (proc.returncode, proc.stdout.decode('utf-8', 'replace'), proc.stderr.decode('utf-8', 'replace'),
+            cpu)
+
+
+class ImageInfo(object):
+    """``qemu-img info --output=json``, parsed."""
+
+    def __init__(self, data):
+        self.data = data
+        self.format = data.get('format')
+        self.virtual_size = data.get('virtual-size')
+        self.actual_size = data.get('actual-size')
+        self.cluster_size = data.get('cluster-size')
+        self.backing_file = data.get('full-backing-filename') or data.get('backing-filename')
+        self.encrypted = bool(data.get('encrypted'))
+        self.dirty = bool(data.get('dirty-flag'))
+        specific = data.get('format-specific') or {}
+        self.specific = specific.get('data') or {}
+        self.data_file = self.specific.get('data-file')
+
+    @property
+    def glance_format(self):
+        return to_glance(self.format)
+
+    @property
+    def subformat(self):
+        """vmdk's create type (monolithicSparse, streamOptimized, ...), else None."""
+        return self.specific.get('create-type')
+
+    @property
+    def compat(self):
+        """qcow2's compat level (0.10 or 1.1), else None."""
+        return self.specific.get('compat')
+
+
+def parse_info(text, what):
+    """An ImageInfo from ``qemu-img info --output=json`` output."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or 'format' not in data or 'virtual-size' not in data:
+        raise errors.QemuImgError('qemu-img info gave no usable JSON for %s: %s' % (what, text.strip()[:300]))
+    return ImageInfo(data)
+
+
+def secret_object(secret_id, path):
+    """The ``--object`` argument for a secret qemu-img reads from a file."""
+    return 'secret,id=%s,format=raw,file=%s' % (secret_id, escape_option(path))
+
+
+class SecretFile(object):
+    """A passphrase in a file only the current user can read, in a private
+    directory, for qemu-img's ``--object secret,file=...``: it never appears
+    on a command line. Removed when the block ends, however it ends."""
+
+    def __init__(self, passphrase):
+        self.directory = tempfile.mkdtemp(prefix='osimage-secret.')
+        self.path = os.path.join(self.directory, 'passphrase')
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, passphrase.encode('utf-8'))
+        finally:
+            os.close(fd)
+
+    def remove(self):
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.remove()
+        return False
+
+
+class JsonFilename(str):
+    """A ``json:`` filename made by ``json_filename``: the only kind of
+    name that is handed to qemu-img as it is, not made absolute."""
+
+
+def json_filename(path, fmt, secret_id=None, secret_key='key-secret', size=None):
+    """A ``json:`` filename and its top driver for opening ``path`` as
+    ``fmt``: with a LUKS key (``secret_key`` names the option: ``key-secret``
+    for luks, ``encrypt.key-secret`` for qcow2), or limited to its first
+    ``size`` bytes (a raw disk on a device larger than the image).
+
+    Built with json.dumps from an absolute path, so nothing in the path can
+    add options. Returns ``(filename, driver)``.
+    """
+    node = {'driver': fmt, 'file': {'filename': os.path.abspath(path)}}
+    if secret_id:
+        node[secret_key] = secret_id
+    if size is not None:
+        if fmt == 'raw':
+            node['size'] = int(size)
+        else:
+            node = {'driver': 'raw', 'size': int(size), 'file': node}
+    return JsonFilename('json:' + json.dumps(node, sort_keys=True)), node['driver']
+
+
+class OutputFile(object):
+    """A temporary path beside ``dest`` for qemu-img to write, moved over
+    ``dest`` only on ``commit()``.
+
+    Like ``_transfer.AtomicFile``, but the writer is another process: the
+    name is reserved here (mode 0600) and qemu-img recreates the file. Leaving
+    the block without ``commit()`` (any exception, KeyboardInterrupt
+    included) removes it and leaves ``dest`` as it was.
+    """
+
+    def __init__(self, dest):
+        self.dest = dest
+        directory = os.path.dirname(os.path.abspath(dest))
+        try:
+            fd, self.path = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(dest), suffix='.part')
+        except OSError as exc:
+            raise errors.DestinationError('Cannot create a temporary file in %s for %s: %s'
+                                          % (directory, dest, exc.strerror or exc))
+        os.close(fd)
+        self.committed = False
+
+    def commit(self, rename=os.replace):
+        """fsync what qemu-img wrote, move it over ``dest``, fsync the directory."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        rename(self.path, self.dest)
+        self.committed = True
+        transfer.fsync_directory(os.path.dirname(os.path.abspath(self.dest)))
+
+    def discard(self):
+        if not self.committed:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.discard()
+        return False
+
+
+class QemuImg(object):
+    """qemu-img on this host: where it is, its version, and the commands
+    image_convert needs, each run under limits."""
+
+    _found = {}
+
+    def __init__(self, path, version, runner=None):
+        self.path = path
+        self.version = version
+        self._runner = runner
+
+    @classmethod
+    def find(cls, runner=None):
+        """The qemu-img on PATH (also /usr/bin, /usr/local/bin), found and
+        asked for its version once per process."""
+        if 'qemu-img' in cls._found:
+            return cls._found['qemu-img']
+        search = os.pathsep.join([os.environ.get('PATH', ''), '/usr/local/bin', '/usr/bin', '/bin'])
+        path = shutil.which('qemu-img', path=search)
+        if not path:
+            raise errors.QemuImgError('qemu-img is not installed on the host that runs the module (it is not '
+                                      'on PATH): %s.' % PACKAGE_HINT)
+        try:
+            _rc, out, err, _cpu = (runner or run_process)([path, '--version'], INFO_LIMITS, _environment())
+        except OSError as exc:
+            raise errors.QemuImgError('qemu-img at %s cannot be run: %s. Reinstall it: %s.'
+                                      % (path, exc.strerror or exc, PACKAGE_HINT))
+        version = parse_version(out + err)
+        if version is None:
+            raise errors.QemuImgError('%s --version did not say which version it is: %s'
+                                      % (path, (out + err).strip()[:200]))
+        if version < MIN_VERSION:
+            raise errors.QemuImgError('qemu-img %s at %s is too old; %s or newer is needed.'
+                                      % (_dotted(version), path, _dotted(MIN_VERSION)))
+        found = cls(path, version, runner=runner)
+        cls._found['qemu-img'] = found
+        return found
+
+    @property
+    def version_string(self):
+        return _dotted(self.version)
+
+    # -- running ----------------------------------------------------------
+    def run(self, args, what, limits):
+        """Run ``qemu-img ARGS`` under ``limits``; a Result whatever the exit
+        status, except that a missing binary, a timeout or a limit hit raise
+        QemuImgError with a clear message."""
+        argv = [self.path] + list(args)
+        start = time.monotonic()
+        try:
+            returncode, out, err, cpu = (self._runner or run_process)(argv, limits, _environment())
+        except FileNotFoundError:
+            raise errors.QemuImgError('qemu-img (%s) is gone from the host that runs the module: %s.'
+                                      % (self.path, PACKAGE_HINT))
+        except subprocess.TimeoutExpired:
+            raise errors.QemuImgError(
+                '%s: qemu-img did not finish within %d seconds and was stopped. Raise the timeout if the '
+                'image is that large or the storage that slow.' % (what, limits.timeout),
+                limit='timeout', limits=limits.describe())
+        result = Result(argv, returncode, out, err, time.monotonic() - start, cpu)
+        self._check_limits(result, what, limits)
+        return result
+
+    @staticmethod
+    def _check_limits(result, what, limits):
+        code = result.returncode
+        if code == 0:
+            return
+        cpu_hit = limits.cpu_seconds and (code == -signal.SIGXCPU or (
+            code == -signal.SIGKILL and result.cpu_seconds >= limits.cpu_seconds))
+        if cpu_hit:
+            raise errors.QemuImgError(
+                '%s: qemu-img was stopped by its CPU-time limit of %d seconds. A hostile or damaged image can '
+                'do that; if the image is trusted and just large or compressed, raise limits.cpu_time.'
+                % (what, limits.cpu_seconds), limit='cpu_time', limits=limits.describe())
+        if limits.address_space and _OUT_OF_MEMORY.search(result.stderr):
+            raise errors.QemuImgError(
+                '%s: qemu-img ran out of its address-space limit of %d MiB (%s). A hostile image can do that; '
+                'if the image is trusted, raise limits.address_space.'
+                % (what, limits.address_space // MIB, result.message), limit='address_space',
+                limits=limits.describe())
+        if code < 0:
+            raise errors.QemuImgError('%s: qemu-img was killed by signal %d (%s). %s'
+                                      % (what, -code, _signal_name(-code), result.message), signal=-code)
+
+    # -- commands ---------------------------------------------------------
+    def info(self, path, fmt, what, limits=INFO_LIMITS):
+        """``qemu-img info`` of ``path`` read as ``fmt`` (never probed), as
+        an ImageInfo. ``-U``: no lock, so an image in use can be looked at."""
+        result = self.run(['info', '-U', '-f', fmt, '--output=json', _plain_path(path)], what, limits)
+        if result.returncode != 0:
+            raise errors.QemuImgError('qemu-img cannot read %s as %s: %s' % (what, fmt, result.message),
+                                      qemu_format=fmt)
+        return parse_info(result.stdout, what)
+
+    def measure(self, path, fmt, out_fmt, what, options=None, objects=(), limits=INFO_LIMITS):
+        """``qemu-img measure``: ``{'required': ..., 'fully-allocated': ...}``
+        bytes for converting ``path`` to ``out_fmt``; None when the output
+        driver cannot measure (vmdk, vpc, vhdx, vdi)."""
+        args = ['measure', '--output=json']
+        for obj in objects:
+            args += ['--object', obj]
+        args += ['-f', fmt, '-O', out_fmt]
+        if options:
+            args += ['-o', render_options(options)]
+        args.append(_plain_path(path))
+        result = self.run(args, what, limits)
+        if result.returncode != 0:
+            if 'does not support size measurement' in result.stderr:
+                return None
+            raise errors.QemuImgError('qemu-img cannot measure %s converted to %s: %s'
+                                      % (what, out_fmt, result.message))
+        try:
+            data = json.loads(result.stdout)
+            return dict(required=int(data['required']), fully_allocated=int(data['fully-allocated']))
+        except (ValueError, KeyError, TypeError):
+            raise errors.QemuImgError('qemu-img measure gave no usable JSON for %s: %s'
+                                      % (what, result.stdout.strip()[:300]))
+
+    def compare(self, first, first_fmt, second, second_fmt, what, objects=(), limits=None):
+        """``qemu-img compare``: True when the guest sees the same data,
+        False when not, None when it cannot tell (then its message is in
+        ``self.last_compare_message``)."""
+        args = ['compare']
+        for obj in objects:
+            args += ['--object', obj]
+        args += ['-f', first_fmt, '-F', second_fmt, _plain_path(first), _plain_path(second)]
+        result = self.run(args, what, limits or Limits())
+        self.last_compare_message = result.message
+        if result.returncode == 0:
+            return True
+        if result.returncode == 1:
+            return False
+        return None
+
+    last_compare_message = None
+
+    def convert(self, command, what, limits):
+        """Run a ConvertCommand; returns the seconds it took. No space left
+        becomes a DestinationError, any other failure a QemuImgError."""
+        result = self.run(command.args(), what, limits)
+        if result.returncode != 0:
+            if _NO_SPACE.search(result.stderr):
+                raise errors.DestinationError(
+                    '%s: no space left on the device holding %s (qemu-img: %s).'
+                    % (what, command.dest, result.message), errno='ENOSPC', qemu_img=result.message)
+            raise errors.QemuImgError('%s failed: %s' % (what, result.message), rc=result.returncode)
+        return result.seconds
+
+
+class ConvertCommand(object):
+    """The arguments of one ``qemu-img convert``; the source format is
+    required (``-f``: qemu-img never probes)."""
+
+    def __init__(self, src, src_format, dest, dest_format, options=None, compress=False, objects=(),
+                 cache=None, src_cache=None, coroutines=None, out_of_order=False):
+        if not src_format:
+            raise ValueError('the source format must be given: qemu-img must not probe')
+        self.src = src
+        self.src_format = src_format
+        self.dest = dest
+        self.dest_format = dest_format
+        self.options = dict(options or {})
+        self.compress = compress
+        self.objects = list(objects)
+        self.cache = cache
+        self.src_cache = src_cache
+        self.coroutines = coroutines
+        self.out_of_order = out_of_order
+
+    def args(self):
+        args = ['convert']
+        for obj in self.objects:
+            args += ['--object', obj]
+        args += ['-f', self.src_format, '-O', self.dest_format]
+        if self.src_cache:
+            args += ['-T', self.src_cache]
+        if self.cache:
+            args += ['-t', self.cache]
+        if self.coroutines:
+            args += ['-m', str(self.coroutines)]
+        if self.out_of_order:
+            args.append('-W')
+        if self.compress:
+            args.append('-c')
+        if self.options:
+            args += ['-o', render_options(self.options)]
+        args += [_plain_path(self.src), _plain_path(self.dest)]
+        return args
+
+
+def supports_direct_io(path):
+    """Whether ``path`` (a block device) can be opened with O_DIRECT, so
+    qemu-img can write it with ``-t none`` (cinder does the same: the data is
+    then on the device, not in the page cache, when qemu-img returns)."""
+    flag = getattr(os, 'O_DIRECT', None)
+    if flag is None:
+        return False
+    try:
+        fd = os.open(path, os.O_WRONLY | flag)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def device_size(path):
+    """Size in bytes of a block device (or file) by seeking to its end."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
+
+
+def _plain_path(path):
+    """A path qemu-img cannot mistake for a protocol ("nbd:", "json:"):
+    absolute. Only our own JsonFilename passes unchanged."""
+    if isinstance(path, JsonFilename):
+        return str(path)
+    return os.path.abspath(path)
+
+
+def _environment():
+    env = dict(os.environ, LC_ALL='C')
+    # glibc reserves up to 8 malloc arenas of 64 MiB per core; with qemu-img's
+    # I/O threads that is gigabytes of address space that is never used and
+    # makes an address-space limit meaningless. Two arenas are enough.
+    env.setdefault('MALLOC_ARENA_MAX', '2')
+    return env
+
+
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return 'unknown signal'
+
+
+def _dotted(version):
+    return '.'.join(str(part) for part in version)

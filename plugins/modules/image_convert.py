@@ -1,0 +1,849 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: image_convert
+short_description: Convert a disk image with qemu-img, safely, atomically and idempotently
+version_added: 0.1.0
+description:
+  - Converts a local disk image to another format (raw, qcow2, vmdk, vhd, vhdx or vdi) with C(qemu-img convert),
+    into a file or onto a block device. Needs no cloud.
+  - The source must pass the same format-safety checks as M(osimage.glance.image_verify) before qemu-img
+    opens it, so an image with a backing file, an external data file, vmdk extents in other files, or a format
+    hidden inside another is refused. qemu-img is always told the detected format (C(-f)); it never probes.
+  - qemu-img runs under limits on its address space and CPU time (I(limits)), so a hostile image cannot exhaust
+    the host; a limit that is hit is reported as such.
+  - A file I(dest) is written as a temporary file beside it and renamed into place only when qemu-img succeeded;
+    on any failure (no space, a limit, an interruption) the temporary file is removed and an existing I(dest) is
+    left untouched. Free space is checked before converting.
+  - A block device I(dest) is checked beforehand to be large enough for the image and is written with direct
+    I/O when the device supports it.
+  - Idempotent by content. When I(dest) already holds an image of the requested format (and I(subformat), and
+    the I(options) C(compat) and C(cluster_size) when given) with the same virtual size, and C(qemu-img compare)
+    finds the same guest-visible data, nothing is written. Other creation options and I(compress) are not
+    compared; use I(force) to rewrite.
+author:
+  - osimage.glance developers (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.files
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Checks the source, compares an existing I(dest) and checks space to predict the result; writes
+      nothing.
+  diff_mode:
+    support: full
+    details: Shows the format and virtual size of I(dest) before and after.
+  platform:
+    platforms: posix
+requirements:
+  - qemu-img 2.10 or newer on the host that runs the module (package qemu-utils on Debian/Ubuntu,
+    qemu-img on RHEL/CentOS/Fedora).
+  - The Python library oslo.utils (its format inspector) on the host that runs the module.
+options:
+  src:
+    description:
+      - Path of the image to convert, a regular file or a block device.
+      - It must pass the format-safety checks; an encrypted (LUKS) source is refused because it cannot be
+        inspected.
+    type: path
+    required: true
+  src_format:
+    description:
+      - The format the source is supposed to have. When given, the detected format must be this one (C(raw)
+        also covers a disk with a GPT partition table), else the source is refused.
+      - When not given, any format the checks recognise and pass is converted.
+    type: str
+    choices: [raw, qcow2, vmdk, vhd, vhdx, vdi, iso]
+  dest:
+    description:
+      - Path of the converted image. Its directory must exist.
+      - A path that does not exist or is a regular file is written through a temporary file beside it and
+        replaced atomically.
+      - A block device is written in place; it must be at least as large as the image needs.
+    type: path
+    required: true
+  format:
+    description:
+      - Format of I(dest), by its Glance name (C(vhd) is qemu-img's C(vpc)).
+    type: str
+    required: true
+    choices: [raw, qcow2, vmdk, vhd, vhdx, vdi]
+  subformat:
+    description:
+      - Variant of the output format. vmdk C(monolithicSparse) (the default) or C(streamOptimized) (what
+        VMware and many appliances import); vhd and vhdx C(dynamic) (the default) or C(fixed).
+      - vmdk variants that keep data in further files beside I(dest) are not offered.
+    type: str
+    choices: [monolithicSparse, streamOptimized, dynamic, fixed]
+  compress:
+    description:
+      - Compress the data clusters of a qcow2 I(dest) (C(qemu-img convert -c)). Slower, smaller, read-only in
+        effect (guest writes are not compressed).
+      - Only for I(format=qcow2).
+    type: bool
+    default: false
+  options:
+    description:
+      - Creation options of the output format, as C(qemu-img convert -o) takes them, for example
+        C(compat), C(cluster_size), C(preallocation), C(lazy_refcounts) for qcow2, C(static) for vdi or
+        C(force_size) for vhd. Booleans become C(on)/C(off).
+      - For vhd, C(force_size) defaults to C(true), so the virtual size is exactly the source's and not rounded
+        to a disk geometry.
+      - C(backing_file), C(backing_fmt), C(data_file) and C(data_file_raw) are refused (the image would read
+        other files), as are the options set by I(subformat) and I(encryption).
+    type: dict
+    default: {}
+  encryption:
+    description:
+      - Encrypt I(dest) with LUKS. With I(format=raw), I(dest) is a LUKS container (qemu-img format C(luks));
+        with I(format=qcow2), a qcow2 image with LUKS encryption inside. Not available for other formats.
+      - The passphrase reaches qemu-img in a file only the user running the module can read, in a private
+        temporary directory that is removed afterwards; it never appears on a command line.
+    type: dict
+    suboptions:
+      passphrase:
+        description:
+          - The passphrase of the LUKS key slot. Never logged.
+        type: str
+        required: true
+      cipher_alg:
+        description:
+          - Cipher, for example C(aes-256) (qemu-img's default).
+        type: str
+      cipher_mode:
+        description:
+          - Cipher mode, for example C(xts) (qemu-img's default).
+        type: str
+      ivgen_alg:
+        description:
+          - Initialisation vector generator, for example C(plain64) (qemu-img's default).
+        type: str
+      hash_alg:
+        description:
+          - Hash for the key derivation, for example C(sha256) (qemu-img's default).
+        type: str
+      iter_time:
+        description:
+          - Milliseconds of key derivation when opening (qemu-img's default is 2000).
+        type: int
+  force:
+    description:
+      - Convert and replace I(dest) even when it already holds the same image.
+    type: bool
+    default: false
+  limits:
+    description:
+      - Resource limits for each qemu-img run on the images.
+      - C(qemu-img info) on the source always runs with 1 GiB of address space and 30 seconds of CPU time, as
+        in nova and cinder.
+    type: dict
+    default: {}
+    suboptions:
+      address_space:
+        description:
+          - Address space (virtual memory) qemu-img may use, in MiB. C(0) means no limit.
+        type: int
+        default: 2048
+      cpu_time:
+        description:
+          - CPU seconds qemu-img may use for one conversion or comparison. C(0) means the automatic limit,
+            60 seconds plus 60 seconds per GiB of virtual size (compression on every core takes about 10 s
+            per GiB).
+        type: int
+        default: 0
+      timeout:
+        description:
+          - Wall-clock seconds one conversion or comparison may take. C(0) means no limit.
+        type: int
+        default: 0
+notes:
+  - Runs on the host where the module runs (usually C(localhost)) and needs no cloud, so it takes none of the
+    cloud connection options.
+  - For a block device, qemu-img writes the whole virtual size of the image (zeros too), so stale data of an
+    earlier image does not show through; data beyond the image's virtual size is left as it was.
+  - A fixed vhd has its only header at its end, so the format checks see raw data. It therefore cannot be a
+    source with I(src_format=vhd), and an existing fixed-vhd I(dest) is not recognised and is converted again on
+    every run (see RV(reason)).
+  - An encrypted (LUKS) I(dest) is recognised with the passphrase given in I(encryption); with another passphrase
+    it counts as different and is replaced.
+seealso:
+  - module: osimage.glance.image_verify
+  - module: osimage.glance.image_fetch
+'''
+
+EXAMPLES = r'''
+- name: Convert a fetched qcow2 image to raw for a Ceph-less compute host
+  osimage.glance.image_convert:
+    src: /var/lib/images/debian-12.qcow2
+    src_format: qcow2
+    dest: /var/lib/images/debian-12.raw
+    format: raw
+
+- name: Make a compressed qcow2 with the compat level old hypervisors understand
+  osimage.glance.image_convert:
+    src: /var/lib/images/debian-12.raw
+    dest: /srv/export/debian-12.qcow2
+    format: qcow2
+    compress: true
+    options:
+      compat: '0.10'
+      cluster_size: 65536
+
+- name: Write an image onto a logical volume
+  osimage.glance.image_convert:
+    src: /var/lib/images/debian-12.qcow2
+    dest: /dev/vg0/vm-disk
+    format: raw
+
+- name: Export a stream-optimized vmdk for VMware
+  osimage.glance.image_convert:
+    src: /var/lib/images/appliance.qcow2
+    dest: /srv/export/appliance.vmdk
+    format: vmdk
+    subformat: streamOptimized
+
+- name: Encrypt an image with LUKS (a qcow2 with LUKS inside)
+  osimage.glance.image_convert:
+    src: /var/lib/images/secret.raw
+    dest: /var/lib/images/secret.qcow2
+    format: qcow2
+    encryption:
+      passphrase: "{{ vault_image_passphrase }}"
+
+- name: Allow a large, compressed image more CPU time
+  osimage.glance.image_convert:
+    src: /var/lib/images/big.qcow2
+    dest: /var/lib/images/big.vhd
+    format: vhd
+    subformat: fixed
+    limits:
+      cpu_time: 7200
+'''
+
+RETURN = r'''
+src:
+  description: Absolute path of the source.
+  returned: always
+  type: str
+  sample: /var/lib/images/debian-12.qcow2
+dest:
+  description: Absolute path of the destination.
+  returned: always
+  type: str
+  sample: /var/lib/images/debian-12.raw
+src_format:
+  description: Format of the source as detected, by its Glance name.
+  returned: always
+  type: str
+  sample: qcow2
+dest_format:
+  description: Format of I(dest), by its Glance name (C(raw) for a LUKS container, see RV(encrypted)).
+  returned: always
+  type: str
+  sample: raw
+qemu_format:
+  description: Format of I(dest) by its qemu-img name (C(vpc) for vhd, C(luks) for an encrypted raw image).
+  returned: always
+  type: str
+  sample: raw
+subformat:
+  description: The output variant asked for (vmdk, vhd, vhdx), else C(null).
+  returned: always
+  type: str
+  sample: streamOptimized
+encrypted:
+  description: Whether I(dest) is encrypted with LUKS.
+  returned: always
+  type: bool
+  sample: false
+dest_type:
+  description: C(file) or C(block) (a block device).
+  returned: always
+  type: str
+  sample: file
+virtual_size:
+  description: Virtual size of the disk (what the guest sees) in bytes.
+  returned: always
+  type: int
+  sample: 2147483648
+dest_size:
+  description: Bytes I(dest) occupies on disk (allocated blocks) for a file; the size of the device for a
+    block device; C(null) when I(dest) does not exist (in check mode).
+  returned: always
+  type: int
+  sample: 471269376
+timing:
+  description: How long the conversion took; absent when nothing was converted.
+  returned: when the image was converted
+  type: dict
+  contains:
+    bytes:
+      description: Virtual size converted, in bytes.
+      type: int
+    seconds:
+      description: Seconds from the start of qemu-img until the data was on disk (for a file, its fsync and
+        rename included).
+      type: float
+    mb_per_second:
+      description: Virtual size per second in megabytes (10^6 bytes).
+      type: float
+reason:
+  description: Why I(dest) was (or in check mode would be) converted, for example that it does not exist, is of
+    another format or variant, or holds other data; C(null) when it already held the image.
+  returned: always
+  type: str
+  sample: qemu-img compare finds different data (Content mismatch at offset 1048576!)
+qemu_img_version:
+  description: Version of the qemu-img that was used.
+  returned: always
+  type: str
+  sample: 7.2.22
+'''
+
+import os
+import stat
+import time
+
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _format
+from ansible_collections.osimage.glance.plugins.module_utils import _qemu as qemu_img
+from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
+
+OUTPUT_FORMATS = ('raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi')
+SUBFORMATS = {
+    'vmdk': ('monolithicSparse', 'streamOptimized'),
+    'vhd': ('dynamic', 'fixed'),
+    'vhdx': ('dynamic', 'fixed'),
+}
+# Options that would make the output read other files, or that other
+# module options set.
+FORBIDDEN_OPTIONS = ('backing_file', 'backing_fmt', 'data_file', 'data_file_raw', 'subformat', 'encryption',
+                     'encrypt', 'key-secret', 'size')
+ENCRYPTION_OPTIONS = ('cipher_alg', 'cipher_mode', 'ivgen_alg', 'hash_alg', 'iter_time')
+SECRET_ID = 'osimage_sec0'
+# How much of the source the format inspector sees per read; it stops
+# reading as soon as every format has decided (nova's detect_file_format).
+INSPECT_CHUNK = 1024 * 1024
+
+# Chosen by measurement (tests/benchmark/bench.py --sweep): out-of-order
+# writes (-W) made raw output faster, to a file and to a device; more
+# coroutines than qemu-img's 8 (-m 16), O_DIRECT reads of the source
+# (-T none) and copy offloading (-C, which also gives up zero detection, so
+# zeros would be written out) were not. Other formats are written in order
+# so that their clusters lie in order in the file.
+OUT_OF_ORDER = True
+COROUTINES = None
+# Extra room for the metadata of vmdk/vhd/vhdx/vdi (grain tables, BAT,
+# block maps), which qemu-img cannot measure: 1/256 of the virtual size plus 4 MiB.
+METADATA_MARGIN = 256
+METADATA_MARGIN_FIXED = 4 * 1024 * 1024
+# A LUKS header with its eight key slots takes about 2 MiB.
+LUKS_HEADER_ALLOWANCE = 4 * 1024 * 1024
+LUKS_CALIBRATION_FLAW = 'Unable to get accurate CPU usage'
+LUKS_CALIBRATION_ATTEMPTS = 3
+
+
+class Output(object):
+    """What the options ask dest to be."""
+
+    def __init__(self, params):
+        self.format = params['format']
+        self.subformat = params['subformat']
+        self.compress = params['compress']
+        self.encryption = params['encryption']
+        user_options = dict(params['options'] or {})
+        for key in user_options:
+            if key in FORBIDDEN_OPTIONS or key.startswith('encrypt.'):
+                raise errors.InvalidOptionsError(
+                    'options.%s is not allowed: %s.' % (key, _forbidden_reason(key)))
+        if self.subformat and self.subformat not in SUBFORMATS.get(self.format, ()):
+            allowed = ', '.join('%s for %s' % (' or '.join(subs), fmt) for fmt, subs in sorted(SUBFORMATS.items()))
+            raise errors.InvalidOptionsError('subformat %s does not go with format %s; subformat is %s.'
+                                             % (self.subformat, self.format, allowed))
+        if self.compress and self.format != 'qcow2':
+            raise errors.InvalidOptionsError('compress is only available for format qcow2, not %s.' % self.format)
+        if self.encryption and self.format not in ('raw', 'qcow2'):
+            raise errors.InvalidOptionsError(
+                'encryption is only available for format raw (a LUKS container) or qcow2 (LUKS inside qcow2), '
+                'not %s.' % self.format)
+        self.qemu_format = 'luks' if self.encryption and self.format == 'raw' else qemu_img.to_qemu(self.format)
+        self.user_options = user_options
+        options = dict(user_options)
+        if self.format == 'vhd':
+            options.setdefault('force_size', True)
+        if self.subformat:
+            options['subformat'] = self.subformat
+        if self.encryption:
+            prefix = 'encrypt.' if self.format == 'qcow2' else ''
+            if self.format == 'qcow2':
+                options['encrypt.format'] = 'luks'
+            options[prefix + 'key-secret'] = SECRET_ID
+            for key in ENCRYPTION_OPTIONS:
+                if self.encryption.get(key) is not None:
+                    options[prefix + key.replace('_', '-')] = self.encryption[key]
+        self.options = options
+
+    @property
+    def inspector_format(self):
+        """The name the format inspector gives an image in this format."""
+        return 'luks' if self.qemu_format == 'luks' else self.format
+
+    @property
+    def fully_allocated(self):
+        """Whether the output takes its whole virtual size on disk."""
+        prealloc = str(self.user_options.get('preallocation', 'off'))
+        if self.subformat == 'fixed' or self.qemu_format == 'luks':
+            return True
+        if self.format == 'vdi' and str(self.user_options.get('static', 'off')).lower() in ('on', 'true', 'yes'):
+            return True
+        return prealloc in ('falloc', 'full')
+
+    def describe(self):
+        text = self.format
+        if self.subformat:
+            text += ' (%s)' % self.subformat
+        if self.encryption:
+            text += ' with LUKS encryption'
+        return text
+
+
+def _forbidden_reason(key):
+    if key in ('subformat',):
+        return 'use the module option subformat'
+    if key in ('encryption', 'encrypt', 'key-secret') or key.startswith('encrypt.'):
+        return 'use the module option encryption'
+    if key == 'size':
+        return 'the virtual size is the source\'s'
+    return 'an image must not read other files of the host'
+
+
+def limits_from(params, virtual_size):
+    """The Limits for converting or comparing a disk of ``virtual_size``."""
+    given = params['limits'] or {}
+    address_space = given.get('address_space', 2048)
+    cpu_time = given.get('cpu_time') or qemu_img.cpu_seconds_for(virtual_size)
+    return qemu_img.Limits(address_space=(address_space or 0) * qemu_img.MIB, cpu_seconds=cpu_time,
+                           timeout=given.get('timeout') or None)
+
+
+# -- the safety gate ------------------------------------------------------
+def inspect(path, declared, what):
+    """Run the format inspector over ``path`` (only as far as it needs to
+    decide) and return the ``_format.Inspection``."""
+    inspection = _format.Inspection(what, declared)
+    try:
+        with open(path, 'rb') as fileobj:
+            wrapper = inspection.wrap(transfer.read_chunks(fileobj, INSPECT_CHUNK))
+            for _chunk in wrapper:
+                if wrapper.formats is not None:
+                    break
+    except OSError as exc:
+        raise errors.DestinationError('Cannot read %s: %s' % (what, exc.strerror or exc))
+    return inspection
+
+
+def safe_source(path, declared, what):
+    """The gate: the checks image_verify makes (``_format.evaluate``), before
+    qemu-img sees the file. Returns ``_format.evaluate``'s dict."""
+    return _format.evaluate(inspect(path, declared, what), path)
+
+
+def safe_encrypted(path, declared, what, qemu):
+    """The gate for an encrypted dest, which ``qemu-img check`` cannot open
+    without its key: the inspector's checks, then qemu-img info."""
+    inspection = inspect(path, declared, what)
+    detected = inspection.detected()
+    inspection.safety_check()
+    _format.check_declared(detected, declared, what)
+    info = qemu.info(path, qemu_img.to_qemu(detected), what)
+    if info.backing_file or info.data_file:
+        raise errors.FormatError('%s refers to another file (%s).' % (what, info.backing_file or info.data_file))
+    return dict(detected_format=detected, virtual_size=info.virtual_size, qemu_img_format=info.format, info=info)
+
+
+# -- dest -----------------------------------------------------------------
+def dest_type(dest):
+    """'absent', 'file' or 'block'; anything else is refused."""
+    try:
+        st = os.stat(dest)
+    except FileNotFoundError:
+        return 'absent'
+    if stat.S_ISREG(st.st_mode):
+        return 'file'
+    if stat.S_ISBLK(st.st_mode):
+        return 'block'
+    raise errors.DestinationError(
+        'dest %s exists and is neither a regular file nor a block device. Give the path of a file to create or '
+        'replace, or of a block device.' % dest)
+
+
+def check_parent(dest):
+    parent = os.path.dirname(dest)
+    if not os.path.isdir(parent):
+        raise errors.DestinationError(
+            'The directory of dest, %s, does not exist. Create it first (for example with '
+            'ansible.builtin.file state=directory).' % parent)
+    return parent
+
+
+def dest_size(dest, kind):
+    if kind == 'file':
+        return os.stat(dest).st_blocks * 512
+    if kind == 'block':
+        return qemu_img.device_size(dest)
+    return None
+
+
+def round_sector(size):
+    return -(-int(size) // 512) * 512
+
+
+class Existing(object):
+    """What dest holds now, and whether it is already the wanted image."""
+
+    def __init__(self, kind, fmt=None, virtual_size=None, reason=None):
+        self.kind = kind
+        self.format = fmt
+        self.virtual_size = virtual_size
+        self.reason = reason
+        self.same = False
+
+    def describe(self):
+        if self.kind == 'absent':
+            return dict(state='absent')
+        return dict(state='block device' if self.kind == 'block' else 'file', format=self.format,
+                    virtual_size=self.virtual_size)
+
+
+def examine_dest(ctx):
+    """An Existing for dest; ``same`` when it holds the image already."""
+    kind = ctx.kind
+    existing = Existing(kind)
+    if kind == 'absent':
+        existing.reason = 'dest does not exist'
+        return existing
+    out = ctx.output
+    what = 'dest %s' % ctx.dest
+    try:
+        if out.encryption:
+            found = safe_encrypted(ctx.dest, out.inspector_format, what, ctx.qemu)
+        else:
+            found = safe_source(ctx.dest, out.inspector_format, what)
+    except (errors.FormatError, errors.QemuImgError) as exc:
+        detected = exc.details.get('detected_format')
+        existing.format = _glance_name(detected) if detected else None
+        existing.reason = exc.msg
+        return existing
+    existing.format = _glance_name(found['detected_format'])
+    existing.virtual_size = found['virtual_size']
+    if ctx.params['force']:
+        existing.reason = 'force is set'
+        return existing
+    raw_like = out.qemu_format in ('raw', 'luks')
+    if kind == 'block' and raw_like:
+        # A device is larger than the image: compare the image's extent only.
+        if existing.virtual_size is None or existing.virtual_size < ctx.virtual_size:
+            existing.reason = 'the device is smaller than the image'
+            return existing
+    elif round_sector(existing.virtual_size or 0) != round_sector(ctx.virtual_size):
+        existing.reason = 'its virtual size is %s, not %d' % (existing.virtual_size, ctx.virtual_size)
+        return existing
+    mismatch = option_mismatch(ctx, found)
+    if mismatch:
+        existing.reason = mismatch
+        return existing
+    existing.same = compare(ctx, kind, raw_like)
+    if not existing.same:
+        existing.reason = 'qemu-img compare finds different data (%s)' % ctx.qemu.last_compare_message
+    return existing
+
+
+def option_mismatch(ctx, found):
+    """Why dest's variant is not the one asked for, or None."""
+    out = ctx.output
+    info = found.get('info') or ctx.qemu.info(ctx.dest, out.qemu_format, 'dest %s' % ctx.dest)
+    if out.format == 'vmdk':
+        wanted = out.subformat or 'monolithicSparse'
+        if info.subformat and info.subformat != wanted:
+            return 'it is a %s vmdk, not %s' % (info.subformat, wanted)
+    if out.format == 'qcow2':
+        compat = out.user_options.get('compat')
+        if compat is not None and info.compat and str(compat) != info.compat:
+            return 'its qcow2 compat is %s, not %s' % (info.compat, compat)
+        cluster = out.user_options.get('cluster_size')
+        if cluster is not None and info.cluster_size and _parse_size(cluster) != info.cluster_size:
+            return 'its cluster size is %s, not %s' % (info.cluster_size, cluster)
+        if bool(out.encryption) != info.encrypted:
+            return 'it is %sencrypted' % ('' if info.encrypted else 'not ')
+    return None
+
+
+def _parse_size(value):
+    text = str(value).strip().lower()
+    units = {'k': 1024, 'm': 1024 ** 2, 'g': 1024 ** 3}
+    try:
+        if text and text[-1] in units:
+            return int(text[:-1]) * units[text[-1]]
+        return int(text)
+    except ValueError:
+        return None
+
+
+def compare(ctx, kind, raw_like):
+    out = ctx.output
+    secret = SECRET_ID if out.encryption else None
+    key = 'encrypt.key-secret' if out.format == 'qcow2' else 'key-secret'
+    size = ctx.virtual_size if kind == 'block' and raw_like else None
+    if secret or size is not None:
+        second, second_fmt = qemu_img.json_filename(ctx.dest, out.qemu_format, secret_id=secret, secret_key=key,
+                                                    size=size)
+    else:
+        second, second_fmt = ctx.dest, out.qemu_format
+    return bool(ctx.qemu.compare(ctx.src, ctx.src_qemu_format, second, second_fmt,
+                                 'Comparing %s with %s' % (ctx.src, ctx.dest), objects=ctx.objects,
+                                 limits=ctx.limits))
+
+
+# -- space ----------------------------------------------------------------
+def needed_bytes(ctx):
+    """Bytes the output needs: qemu-img measure where the output format can
+    be measured, else an estimate from the allocated data."""
+    out = ctx.output
+    what = 'src %s' % ctx.src
+    # Measuring with encryption would run the key derivation (seconds of
+    # CPU): measure without it and add room for the LUKS header.
+    header = LUKS_HEADER_ALLOWANCE if out.encryption else 0
+    if out.qemu_format == 'luks':
+        return ctx.virtual_size + header
+    if out.qemu_format == 'qcow2' or (out.qemu_format == 'raw' and out.fully_allocated):
+        measured = ctx.qemu.measure(ctx.src, ctx.src_qemu_format, out.qemu_format, what,
+                                    options=_measure_options(out))
+        if measured is not None:
+            return measured['required'] + header
+    if out.fully_allocated:
+        return ctx.virtual_size + ctx.virtual_size // METADATA_MARGIN + METADATA_MARGIN_FIXED
+    # Sparse output: about the allocated data (what a qcow2 of it needs).
+    measured = ctx.qemu.measure(ctx.src, ctx.src_qemu_format, 'qcow2', what)
+    data = measured['required'] if measured else ctx.virtual_size
+    if out.qemu_format == 'raw':
+        return data
+    return data + ctx.virtual_size // METADATA_MARGIN + METADATA_MARGIN_FIXED
+
+
+def _measure_options(out):
+    """The creation options measure needs (not the encryption, not vhd's)."""
+    return dict((key, value) for key, value in out.options.items()
+                if key != 'force_size' and not key.startswith('encrypt.'))
+
+
+def check_space(ctx):
+    """Refuse before converting when the output cannot fit."""
+    need = needed_bytes(ctx)
+    what = 'Converting %s to %s' % (ctx.src, ctx.output.describe())
+    if ctx.kind == 'block':
+        size = qemu_img.device_size(ctx.dest)
+        if ctx.output.qemu_format == 'raw':
+            need = ctx.virtual_size
+            text = 'the image\'s virtual size is %d bytes (%s)' % (need, _human(need))
+        else:
+            text = 'the %s image needs %d bytes (%s)' % (ctx.output.describe(), need, _human(need))
+        if need > size:
+            raise errors.DestinationError(
+                '%s does not fit on block device %s: %s but the device has only %d bytes (%s). Nothing was '
+                'written to it; use a larger device.' % (what, ctx.dest, text, size, _human(size)),
+                needed_bytes=need, device_bytes=size)
+        return need
+    # An existing dest stays until the rename, so the whole output must fit beside it.
+    transfer.check_free_space(os.path.dirname(ctx.dest), need, what)
+    return need
+
+
+def _human(size):
+    for unit, factor in (('GiB', 1024 ** 3), ('MiB', 1024 ** 2), ('KiB', 1024)):
+        if size >= factor:
+            return '%.1f %s' % (size / factor, unit)
+    return '%d bytes' % size
+
+
+# -- converting -----------------------------------------------------------
+def convert_command(ctx, target, cache=None):
+    out = ctx.output
+    return qemu_img.ConvertCommand(
+        ctx.src, ctx.src_qemu_format, target, out.qemu_format, options=out.options, compress=out.compress,
+        objects=ctx.objects, cache=cache, coroutines=COROUTINES,
+        out_of_order=OUT_OF_ORDER and out.qemu_format == 'raw')
+
+
+def run_convert(ctx, command, what):
+    """qemu-img convert, tried again (twice at most) when creating a LUKS
+    header fails because qemu-img's key-derivation calibration saw no CPU
+    time pass (a known qemu-img flaw on hosts with coarse per-thread CPU
+    accounting: "Unable to get accurate CPU usage")."""
+    attempts_left = LUKS_CALIBRATION_ATTEMPTS if ctx.output.encryption else 1
+    while True:
+        attempts_left -= 1
+        try:
+            return ctx.qemu.convert(command, what, ctx.limits)
+        except errors.QemuImgError as exc:
+            if not attempts_left or LUKS_CALIBRATION_FLAW not in exc.msg:
+                raise
+
+
+def convert(ctx):
+    """Convert into dest; returns the seconds it took until the data was on
+    disk (qemu-img, and for a file the fsync and rename)."""
+    what = 'Converting %s to %s (%s)' % (ctx.src, ctx.dest, ctx.output.describe())
+    start = time.monotonic()
+    if ctx.kind == 'block':
+        cache = 'none' if qemu_img.supports_direct_io(ctx.dest) else None
+        with transfer.terminate_as_interrupt():
+            run_convert(ctx, convert_command(ctx, ctx.dest, cache=cache), what)
+        return time.monotonic() - start
+    try:
+        with transfer.terminate_as_interrupt(), qemu_img.OutputFile(ctx.dest) as target:
+            run_convert(ctx, convert_command(ctx, target.path), what)
+            target.commit(rename=ctx.rename)
+    except errors.DestinationError as exc:
+        if exc.details.get('errno') != 'ENOSPC':
+            raise
+        raise errors.DestinationError(
+            'No space left in %s while converting %s to %s (%s). The temporary file was removed and %s was not '
+            'changed; free some space or choose another destination.'
+            % (os.path.dirname(ctx.dest), ctx.src, ctx.dest, exc.details.get('qemu_img', exc.msg), ctx.dest),
+            errno='ENOSPC')
+    return time.monotonic() - start
+
+
+class Context(object):
+    """Everything one run works with."""
+
+    def __init__(self, module, qemu, output):
+        params = module.params
+        self.params = params
+        self.qemu = qemu
+        self.src = os.path.abspath(params['src'])
+        self.dest = os.path.abspath(params['dest'])
+        self.output = output
+        self.objects = []
+        self.kind = None
+        self.virtual_size = None
+        self.src_qemu_format = None
+        self.limits = None
+        self.rename = module.ansible.atomic_move
+
+
+def check_src(src, dest):
+    try:
+        st = os.stat(src)
+    except OSError as exc:
+        raise errors.DestinationError('Cannot read src %s: %s.' % (src, exc.strerror or exc))
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise errors.DestinationError('src %s is neither a regular file nor a block device.' % src)
+    if os.path.exists(dest) and os.path.samefile(src, dest):
+        raise errors.InvalidOptionsError('src and dest are the same file, %s; convert into another path.' % src)
+
+
+def ensure_converted(module, qemu, output, secret=None):
+    """Make dest hold src in the wanted format; returns ``(changed, result)``."""
+    ctx = Context(module, qemu, output)
+    out = output
+    if secret is not None:
+        ctx.objects = [qemu_img.secret_object(SECRET_ID, secret.path)]
+    check_src(ctx.src, ctx.dest)
+    check_parent(ctx.dest)
+    ctx.kind = dest_type(ctx.dest)
+
+    source = safe_source(ctx.src, module.params['src_format'], 'src %s' % ctx.src)
+    ctx.src_qemu_format = source['qemu_img_format'] or qemu_img.to_qemu(source['detected_format'])
+    ctx.virtual_size = source['virtual_size']
+    ctx.limits = limits_from(module.params, ctx.virtual_size)
+
+    result = dict(src=ctx.src, dest=ctx.dest, src_format=_glance_name(source['detected_format']),
+                  dest_format=out.format, qemu_format=out.qemu_format, subformat=out.subformat,
+                  encrypted=bool(out.encryption), dest_type='block' if ctx.kind == 'block' else 'file',
+                  virtual_size=ctx.virtual_size, qemu_img_version=qemu.version_string)
+
+    before = examine_dest(ctx)
+    after = dict(state='block device' if ctx.kind == 'block' else 'file', format=out.format,
+                 virtual_size=ctx.virtual_size)
+    diff = dict(before=before.describe(), after=after)
+    changed = not before.same
+    result['reason'] = before.reason
+    if changed:
+        check_space(ctx)
+        if not module.check_mode:
+            seconds = convert(ctx)
+            result['timing'] = transfer.transfer_stats(ctx.virtual_size, seconds)
+    kind_now = dest_type(ctx.dest)
+    result['dest_size'] = dest_size(ctx.dest, kind_now)
+    if kind_now == 'file':
+        file_args = module.ansible.load_file_common_arguments(module.params, path=ctx.dest)
+        changed = module.ansible.set_fs_attributes_if_different(file_args, changed, diff=diff)
+    result['diff'] = diff
+    return changed, result
+
+
+def _glance_name(detected):
+    """The Glance format of a detected format: a GPT disk and a LUKS
+    container are raw images to Glance."""
+    name = qemu_img.to_glance(detected)
+    return 'raw' if name in ('gpt', 'luks') else name
+
+
+def run(module, _api=None):
+    output = Output(module.params)  # contradicting options fail before anything runs
+    qemu = qemu_img.QemuImg.find()
+    encryption = module.params['encryption']
+    if encryption:
+        with qemu_img.SecretFile(encryption['passphrase']) as secret:
+            changed, result = ensure_converted(module, qemu, output, secret)
+    else:
+        changed, result = ensure_converted(module, qemu, output)
+    result['changed'] = changed
+    return result
+
+
+def main():
+    module = GlanceModule(
+        argument_spec=dict(
+            src=dict(type='path', required=True),
+            src_format=dict(type='str', choices=['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi', 'iso']),
+            dest=dict(type='path', required=True),
+            format=dict(type='str', required=True, choices=list(OUTPUT_FORMATS)),
+            subformat=dict(type='str', choices=['monolithicSparse', 'streamOptimized', 'dynamic', 'fixed']),
+            compress=dict(type='bool', default=False),
+            options=dict(type='dict', default={}),
+            encryption=dict(type='dict', options=dict(
+                passphrase=dict(type='str', required=True, no_log=True),
+                cipher_alg=dict(type='str'),
+                cipher_mode=dict(type='str'),
+                ivgen_alg=dict(type='str'),
+                hash_alg=dict(type='str'),
+                iter_time=dict(type='int'),
+            )),
+            force=dict(type='bool', default=False),
+            limits=dict(type='dict', default={}, options=dict(
+                address_space=dict(type='int', default=2048),
+                cpu_time=dict(type='int', default=0),
+                timeout=dict(type='int', default=0),
+            )),
+        ),
+        cloud=False,
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    module.run(run)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,361 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) osimage.glance contributors
+# Apache License 2.0 (see LICENSES/Apache-2.0.txt or https://www.apache.org/licenses/LICENSE-2.0)
+# or, at your option, GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or
+# https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+
+"""The qemu-img core: names, finding qemu-img, limits and what a limit hit
+looks like, parsing, and the commands. qemu-img itself is faked at the
+runner (the subprocess boundary) except where real qemu-img or a real
+child process is the point."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _qemu
+
+MiB = 1024 * 1024
+HAS_QEMU_IMG = shutil.which('qemu-img') is not None
+
+
+class FakeRunner(object):
+    """Stands in for ``run_process``: records each argv and answers from a
+    list of ``(returncode, stdout, stderr[, cpu])`` or a callable."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = []
+
+    def __call__(self, argv, limits, env):
+        self.calls.append(dict(argv=argv, limits=limits, env=env))
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if callable(answer):
+            answer = answer(argv)
+        if isinstance(answer, BaseException):
+            raise answer
+        if len(answer) == 3:
+            answer = tuple(answer) + (0.1,)
+        return answer
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    _qemu.QemuImg._found.clear()
+    yield
+    _qemu.QemuImg._found.clear()
+
+
+def qemu(runner):
+    return _qemu.QemuImg('/usr/bin/qemu-img', (7, 2, 0), runner=runner)
+
+
+# -- names ----------------------------------------------------------------
+@pytest.mark.parametrize('glance, qemu_name', [('vhd', 'vpc'), ('iso', 'raw'), ('ploop', 'parallels'),
+                                               ('qcow2', 'qcow2'), ('raw', 'raw'), ('vmdk', 'vmdk')])
+def test_glance_names_map_to_qemu_img_names(glance, qemu_name):
+    assert _qemu.to_qemu(glance) == qemu_name
+
+
+@pytest.mark.parametrize('qemu_name, glance', [('vpc', 'vhd'), ('parallels', 'ploop'), ('raw', 'raw'),
+                                               ('vhdx', 'vhdx')])
+def test_qemu_img_names_map_back(qemu_name, glance):
+    assert _qemu.to_glance(qemu_name) == glance
+
+
+def test_options_are_rendered_sorted_with_commas_escaped():
+    text = _qemu.render_options({'preallocation': 'off', 'compat': '1.1', 'lazy_refcounts': True,
+                                 'odd': 'a,b'})
+    assert text == 'compat=1.1,lazy_refcounts=on,odd=a,,b,preallocation=off'
+
+
+# -- finding qemu-img -----------------------------------------------------
+def test_version_is_parsed():
+    assert _qemu.parse_version('qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)\n') == (7, 2, 22)
+    assert _qemu.parse_version('qemu-img version 9.0\n') == (9, 0, 0)
+    assert _qemu.parse_version('something else') is None
+
+
+def test_missing_qemu_img_names_the_packages(monkeypatch):
+    monkeypatch.setattr(_qemu.shutil, 'which', lambda name, path=None: None)
+    with pytest.raises(errors.QemuImgError) as info:
+        _qemu.QemuImg.find(runner=FakeRunner((0, '', '')))
+    assert 'qemu-utils (Debian/Ubuntu)' in info.value.msg
+    assert 'qemu-img (RHEL' in info.value.msg
+
+
+def test_qemu_img_is_found_and_asked_its_version_once(monkeypatch):
+    monkeypatch.setattr(_qemu.shutil, 'which', lambda name, path=None: '/opt/bin/qemu-img')
+    runner = FakeRunner((0, 'qemu-img version 8.2.2 (Debian)\nCopyright\n', ''))
+    first = _qemu.QemuImg.find(runner=runner)
+    second = _qemu.QemuImg.find(runner=runner)
+    assert first is second
+    assert first.path == '/opt/bin/qemu-img'
+    assert first.version_string == '8.2.2'
+    assert [call['argv'] for call in runner.calls] == [['/opt/bin/qemu-img', '--version']]
+
+
+def test_too_old_qemu_img_is_refused(monkeypatch):
+    monkeypatch.setattr(_qemu.shutil, 'which', lambda name, path=None: '/usr/bin/qemu-img')
+    with pytest.raises(errors.QemuImgError) as info:
+        _qemu.QemuImg.find(runner=FakeRunner((0, 'qemu-img version 2.6.0\n', '')))
+    assert 'too old' in info.value.msg and '2.10.0' in info.value.msg
+
+
+# -- running under limits ----------------------------------------------------
+def test_every_run_has_a_c_locale_and_few_malloc_arenas():
+    runner = FakeRunner((0, '{}', ''))
+    qemu(runner).run(['info'], 'x', _qemu.Limits())
+    env = runner.calls[0]['env']
+    assert env['LC_ALL'] == 'C'
+    assert env['MALLOC_ARENA_MAX'] == '2'
+
+
+def test_cpu_limit_hit_is_a_clear_message():
+    runner = FakeRunner((-signal.SIGXCPU, '', ''))
+    with pytest.raises(errors.QemuImgError) as info:
+        qemu(runner).run(['convert'], 'Converting a', _qemu.Limits(cpu_seconds=90))
+    assert 'CPU-time limit of 90 seconds' in info.value.msg
+    assert 'limits.cpu_time' in info.value.msg
+    assert info.value.details['limit'] == 'cpu_time'
+
+
+def test_sigkill_after_the_cpu_limit_is_the_cpu_limit():
+    runner = FakeRunner((-signal.SIGKILL, '', '', 91.0))
+    with pytest.raises(errors.QemuImgError) as info:
+        qemu(runner).run(['convert'], 'Converting a', _qemu.Limits(cpu_seconds=90))
+    assert info.value.details['limit'] == 'cpu_time'
+
+
+def test_sigkill_without_reaching_the_cpu_limit_is_just_a_kill():
+    runner = FakeRunner((-signal.SIGKILL, '', '', 1.0))
+    with pytest.raises(errors.QemuImgError) as info:
+        qemu(runner).run(['convert'], 'Converting a', _qemu.Limits(cpu_seconds=90))
+    assert 'killed by signal 9 (SIGKILL)' in info.value.msg
+
+
+@pytest.mark.parametrize('returncode, stderr', [
+    (-signal.SIGABRT, 'qemu: qemu_thread_create: Resource temporarily unavailable\n'),
+    (1, 'qemu-img: Failed to allocate memory: Cannot allocate memory\n'),
+    (-signal.SIGABRT, 'qemu_memalign: failed to allocate 2097152 bytes at alignment 4096: Cannot allocate memory\n'),
+])
+def test_address_space_limit_hit_is_a_clear_message(returncode, stderr):
+    runner = FakeRunner((returncode, '', stderr))
+    with pytest.raises(errors.QemuImgError) as info:
+        qemu(runner).run(['convert'], 'Converting a', _qemu.Limits(address_space=512 * MiB))
+    assert 'address-space limit of 512 MiB' in info.value.msg
+    assert 'limits.address_space' in info.value.msg
+
+
+def test_an_ordinary_failure_is_returned_not_raised():
+    result = qemu(FakeRunner((1, '', 'qemu-img: Could not open x\n'))).run(['info'], 'x', _qemu.Limits())
+    assert result.returncode == 1
+    assert result.message == 'qemu-img: Could not open x'
+
+
+def test_timeout_is_a_clear_message():
+    runner = FakeRunner(subprocess.TimeoutExpired(['qemu-img'], 5))
+    with pytest.raises(errors.QemuImgError) as info:
+        qemu(runner).run(['compare'], 'Comparing a with b', _qemu.Limits(timeout=5))
+    assert 'did not finish within 5 seconds' in info.value.msg
+
+
+def test_limits_are_set_in_the_child_and_a_cpu_hog_is_stopped():
+    """The real boundary: a child that burns CPU is stopped by RLIMIT_CPU."""
+    limits = _qemu.Limits(cpu_seconds=1, address_space=1024 * MiB)
+    returncode, _out, _err, cpu = _qemu.run_process([sys.executable, '-c', 'while True: pass'], limits,
+                                                    dict(os.environ))
+    assert returncode in (-signal.SIGXCPU, -signal.SIGKILL)
+    assert cpu >= 0.9
+
+
+def test_address_space_limit_is_set_in_the_child():
+    limits = _qemu.Limits(address_space=256 * MiB)
+    code = 'import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0])'
+    returncode, out, _err, _cpu = _qemu.run_process([sys.executable, '-c', code], limits, dict(os.environ))
+    assert returncode == 0
+    assert int(out) == 256 * MiB
+
+
+def test_cpu_seconds_grow_with_the_virtual_size():
+    assert _qemu.cpu_seconds_for(0) == 60
+    assert _qemu.cpu_seconds_for(1) == 120
+    assert _qemu.cpu_seconds_for(10 * 1024 * MiB) == 660
+
+
+# -- commands -------------------------------------------------------------
+INFO_JSON = json.dumps({
+    'virtual-size': 67108864, 'filename': 'a.qcow2', 'cluster-size': 65536, 'format': 'qcow2',
+    'actual-size': 12849152, 'dirty-flag': False,
+    'format-specific': {'type': 'qcow2', 'data': {'compat': '1.1', 'lazy-refcounts': False}},
+})
+
+
+def test_info_always_names_the_format_and_parses_the_json():
+    runner = FakeRunner((0, INFO_JSON, ''))
+    info = qemu(runner).info('rel/a.qcow2', 'qcow2', 'src a')
+    argv = runner.calls[0]['argv']
+    assert argv[1:6] == ['info', '-U', '-f', 'qcow2', '--output=json']
+    assert argv[-1] == os.path.abspath('rel/a.qcow2')
+    assert (info.format, info.virtual_size, info.cluster_size, info.compat) == ('qcow2', 67108864, 65536, '1.1')
+    assert info.backing_file is None and info.data_file is None
+    assert runner.calls[0]['limits'] is _qemu.INFO_LIMITS
+
+
+def test_info_shows_backing_and_data_files():
+    data = json.loads(INFO_JSON)
+    data['backing-filename'] = '/etc/shadow'
+    data['format-specific']['data']['data-file'] = '/dev/sda'
+    info = _qemu.parse_info(json.dumps(data), 'x')
+    assert info.backing_file == '/etc/shadow'
+    assert info.data_file == '/dev/sda'
+
+
+def test_info_failure_and_garbage_are_errors():
+    with pytest.raises(errors.QemuImgError) as info:
+        qemu(FakeRunner((1, '', 'qemu-img: Image is not in qcow2 format\n'))).info('/x', 'qcow2', 'src x')
+    assert 'cannot read src x as qcow2: qemu-img: Image is not in qcow2 format' in info.value.msg
+    with pytest.raises(errors.QemuImgError):
+        _qemu.parse_info('not json', 'x')
+
+
+def test_measure_returns_sizes_or_none_when_the_format_cannot_measure():
+    runner = FakeRunner((0, '{"required": 12910592, "fully-allocated": 67436544}', ''),
+                        (1, '', "qemu-img: Block driver 'vmdk' does not support size measurement\n"))
+    img = qemu(runner)
+    assert img.measure('/a', 'qcow2', 'qcow2', 'a', options={'cluster_size': 65536}) == dict(
+        required=12910592, fully_allocated=67436544)
+    assert runner.calls[0]['argv'][1:] == ['measure', '--output=json', '-f', 'qcow2', '-O', 'qcow2',
+                                           '-o', 'cluster_size=65536', '/a']
+    assert img.measure('/a', 'qcow2', 'vmdk', 'a') is None
+
+
+@pytest.mark.parametrize('returncode, expected', [(0, True), (1, False), (2, None)])
+def test_compare(returncode, expected):
+    runner = FakeRunner((returncode, '', 'Content mismatch at offset 0!\n'))
+    assert qemu(runner).compare('/a', 'qcow2', '/b', 'raw', 'cmp') is expected
+    assert runner.calls[0]['argv'][1:] == ['compare', '-f', 'qcow2', '-F', 'raw', '/a', '/b']
+
+
+def test_convert_command_always_gives_the_source_format():
+    command = _qemu.ConvertCommand('/s.qcow2', 'qcow2', '/d.raw', 'raw', options={'a': 'b'}, cache='none',
+                                   out_of_order=True, objects=['secret,id=s,format=raw,file=/p'])
+    assert command.args() == ['convert', '--object', 'secret,id=s,format=raw,file=/p', '-f', 'qcow2', '-O', 'raw',
+                              '-t', 'none', '-W', '-o', 'a=b', '/s.qcow2', '/d.raw']
+    with pytest.raises(ValueError):
+        _qemu.ConvertCommand('/s', None, '/d', 'raw')
+
+
+def test_paths_can_never_be_read_as_protocols():
+    command = _qemu.ConvertCommand('nbd:evil:10809', 'raw', 'json:{"x": 1}', 'raw')
+    args = command.args()
+    assert args[-2] == os.path.abspath('nbd:evil:10809')
+    assert args[-1] == os.path.abspath('json:{"x": 1}')
+
+
+def test_no_space_during_convert_is_a_destination_error():
+    runner = FakeRunner((1, '', 'qemu-img: error while writing at byte 1234: No space left on device\n'))
+    with pytest.raises(errors.DestinationError) as info:
+        qemu(runner).convert(_qemu.ConvertCommand('/s', 'qcow2', '/d', 'raw'), 'Converting s', _qemu.Limits())
+    assert info.value.details['errno'] == 'ENOSPC'
+
+
+def test_other_convert_failures_are_qemu_img_errors():
+    runner = FakeRunner((1, '', 'qemu-img: Unknown option foo\n'))
+    with pytest.raises(errors.QemuImgError) as info:
+        qemu(runner).convert(_qemu.ConvertCommand('/s', 'qcow2', '/d', 'raw'), 'Converting s', _qemu.Limits())
+    assert info.value.msg == 'Converting s failed: qemu-img: Unknown option foo'
+
+
+def test_json_filenames_cannot_be_escaped_from():
+    name, driver = _qemu.json_filename('/dev/evil","driver":"nbd', 'raw', size=512)
+    node = json.loads(name[len('json:'):])
+    assert driver == 'raw'
+    assert node == {'driver': 'raw', 'size': 512, 'file': {'filename': '/dev/evil","driver":"nbd'}}
+    # Our own json: names, and only they, reach qemu-img unchanged.
+    assert _qemu.ConvertCommand('/s', 'raw', name, 'raw').args()[-1] == name
+    name, driver = _qemu.json_filename('/dev/vg/lv', 'luks', secret_id='s0', size=4096)
+    node = json.loads(name[len('json:'):])
+    assert driver == 'raw'
+    assert node['file'] == {'driver': 'luks', 'key-secret': 's0', 'file': {'filename': '/dev/vg/lv'}}
+
+
+# -- files ----------------------------------------------------------------
+def test_secret_file_is_private_and_removed(tmp_path):
+    with _qemu.SecretFile('correct horse') as secret:
+        assert open(secret.path, encoding='utf-8').read() == 'correct horse'
+        assert stat.S_IMODE(os.stat(secret.path).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(secret.directory).st_mode) == 0o700
+        path = secret.path
+    assert not os.path.exists(path)
+    assert not os.path.exists(os.path.dirname(path))
+
+
+def test_secret_file_is_removed_on_error():
+    with pytest.raises(RuntimeError):
+        with _qemu.SecretFile('x') as secret:
+            path = secret.path
+            raise RuntimeError('boom')
+    assert not os.path.exists(path)
+
+
+def test_secret_object_escapes_commas():
+    assert _qemu.secret_object('s0', '/tmp/a,b/p') == 'secret,id=s0,format=raw,file=/tmp/a,,b/p'
+
+
+def test_output_file_replaces_dest_only_on_commit(tmp_path):
+    dest = tmp_path / 'image.raw'
+    dest.write_bytes(b'old')
+    with _qemu.OutputFile(str(dest)) as out:
+        assert os.path.dirname(out.path) == str(tmp_path)
+        with open(out.path, 'wb') as fileobj:
+            fileobj.write(b'new')
+        out.commit()
+    assert dest.read_bytes() == b'new'
+    assert os.listdir(tmp_path) == ['image.raw']
+
+
+@pytest.mark.parametrize('exception', [RuntimeError, KeyboardInterrupt])
+def test_output_file_is_removed_when_the_block_fails(tmp_path, exception):
+    dest = tmp_path / 'image.raw'
+    dest.write_bytes(b'old')
+    with pytest.raises(exception):
+        with _qemu.OutputFile(str(dest)) as out:
+            with open(out.path, 'wb') as fileobj:
+                fileobj.write(b'half')
+            raise exception()
+    assert dest.read_bytes() == b'old'
+    assert os.listdir(tmp_path) == ['image.raw']
+
+
+def test_output_file_in_a_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(errors.DestinationError) as info:
+        _qemu.OutputFile(str(tmp_path / 'nope' / 'image.raw'))
+    assert 'Cannot create a temporary file' in info.value.msg
+
+
+@pytest.mark.skipif(not HAS_QEMU_IMG, reason='needs qemu-img (qemu-utils)')
+def test_real_qemu_img_round_trip(tmp_path):
+    """The real thing, once: find, convert, info, measure, compare."""
+    img = _qemu.QemuImg.find()
+    src = tmp_path / 'src.raw'
+    with open(src, 'wb') as fileobj:
+        fileobj.write(os.urandom(MiB))
+        fileobj.truncate(4 * MiB)
+    dest = str(tmp_path / 'dest.qcow2')
+    limits = _qemu.Limits(address_space=2048 * MiB, cpu_seconds=60)
+    img.convert(_qemu.ConvertCommand(str(src), 'raw', dest, 'qcow2'), 'Converting src', limits)
+    info = img.info(dest, 'qcow2', 'dest')
+    assert (info.format, info.virtual_size) == ('qcow2', 4 * MiB)
+    assert img.measure(str(src), 'raw', 'qcow2', 'src')['required'] >= MiB
+    assert img.compare(str(src), 'raw', dest, 'qcow2', 'cmp', limits=limits) is True
