@@ -282,26 +282,21 @@ def json_filename(path, fmt, secret_id=None, secret_key='key-secret', size=None)
     return JsonFilename('json:' + json.dumps(node, sort_keys=True)), node['driver']
 
 
-class OutputFile(object):
+class OutputFile(transfer.TempBeside):
     """A temporary path beside ``dest`` for qemu-img to write, moved over
-    ``dest`` only on ``commit()``.
+    ``dest`` only on ``commit()`` (see ``_transfer.TempBeside``).
 
-    Like ``_transfer.AtomicFile``, but the writer is another process: the
-    name is reserved here (mode 0600) and qemu-img recreates the file. Leaving
-    the block without ``commit()`` (any exception, KeyboardInterrupt
-    included) removes it and leaves ``dest`` as it was.
+    Unlike ``_transfer.AtomicFile`` the writer is another process: the name
+    is reserved here (mode 0600) and qemu-img recreates the file.
     """
 
     def __init__(self, dest):
-        self.dest = dest
-        directory = os.path.dirname(os.path.abspath(dest))
-        try:
-            fd, self.path = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(dest), suffix='.part')
-        except OSError as exc:
-            raise errors.DestinationError('Cannot create a temporary file in %s for %s: %s'
-                                          % (directory, dest, exc.strerror or exc))
-        os.close(fd)
-        self.committed = False
+        super(OutputFile, self).__init__(dest)
+        os.close(self.fd)
+
+    @property
+    def path(self):
+        return self.tmp_path
 
     def commit(self, rename=os.replace):
         """fsync what qemu-img wrote, move it over ``dest``, fsync the directory."""
@@ -310,23 +305,7 @@ class OutputFile(object):
             os.fsync(fd)
         finally:
             os.close(fd)
-        rename(self.path, self.dest)
-        self.committed = True
-        transfer.fsync_directory(os.path.dirname(os.path.abspath(self.dest)))
-
-    def discard(self):
-        if not self.committed:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.discard()
-        return False
+        self._publish(rename)
 
 
 class QemuImg(object):

@@ -180,28 +180,58 @@ def check_free_space(directory, needed, what):
             needed_bytes=needed, free_bytes=available)
 
 
-class AtomicFile(object):
-    """A temporary file beside ``dest`` that replaces it only on commit.
+class TempBeside(object):
+    """A temporary path beside ``dest`` (same filesystem, so the final rename
+    is atomic) that replaces ``dest`` only when published.
 
-    Use as a context manager: leaving the block without ``commit()`` (any
-    exception, KeyboardInterrupt included) removes the temporary file and
-    leaves ``dest`` as it was.
+    Use as a context manager: leaving the block unpublished (any exception,
+    KeyboardInterrupt included) removes the temporary file and leaves
+    ``dest`` as it was. The name is reserved with mode 0600; ``fd`` is its
+    open descriptor, for the subclass to write through or close.
     """
 
-    def __init__(self, dest, sync_every=SYNC_EVERY):
+    def __init__(self, dest):
         self.dest = dest
-        self.sync_every = sync_every
-        self._unsynced = 0
-        directory = os.path.dirname(os.path.abspath(dest))
+        self.directory = os.path.dirname(os.path.abspath(dest))
         try:
-            fd, self.tmp_path = tempfile.mkstemp(
-                dir=directory, prefix='.%s.' % os.path.basename(dest), suffix='.part')
+            self.fd, self.tmp_path = tempfile.mkstemp(
+                dir=self.directory, prefix='.%s.' % os.path.basename(dest), suffix='.part')
         except OSError as exc:
             raise errors.DestinationError(
                 'Cannot create a temporary file in %s for %s: %s'
-                % (directory, dest, exc.strerror or exc))
-        self._file = os.fdopen(fd, 'wb')
+                % (self.directory, dest, exc.strerror or exc))
         self.committed = False
+
+    def _publish(self, rename):
+        """Move the (already fsynced) file over ``dest`` and make that durable."""
+        rename(self.tmp_path, self.dest)
+        self.committed = True
+        fsync_directory(self.directory)
+
+    def discard(self):
+        if not self.committed:
+            try:
+                os.unlink(self.tmp_path)
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.discard()
+        return False
+
+
+class AtomicFile(TempBeside):
+    """A temporary file beside ``dest``, written here, that replaces ``dest``
+    only on ``commit()`` (see ``TempBeside``)."""
+
+    def __init__(self, dest, sync_every=SYNC_EVERY):
+        super(AtomicFile, self).__init__(dest)
+        self.sync_every = sync_every
+        self._unsynced = 0
+        self._file = os.fdopen(self.fd, 'wb')
 
     def preallocate(self, size):
         """Reserve ``size`` bytes up front: block allocation is then not done
@@ -262,25 +292,12 @@ class AtomicFile(object):
             self._file.close()
         except OSError as exc:
             raise self._write_error(exc)
-        rename(self.tmp_path, self.dest)
-        self.committed = True
-        fsync_directory(os.path.dirname(os.path.abspath(self.dest)))
+        self._publish(rename)
 
     def discard(self):
         if not self._file.closed:
             self._file.close()
-        if not self.committed:
-            try:
-                os.unlink(self.tmp_path)
-            except FileNotFoundError:
-                pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.discard()
-        return False
+        super(AtomicFile, self).discard()
 
 
 def fsync_directory(directory):
