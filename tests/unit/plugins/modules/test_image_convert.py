@@ -411,7 +411,10 @@ def test_luks_calibration_flaw_of_qemu_img_is_tried_again(procs, tmp_path, capsy
     result = run_module(dict(src=str(src), dest=str(tmp_path / 'dest.luks'), format='raw',
                              encryption=dict(passphrase='a long passphrase', iter_time=10)), capsys)
     assert result['changed'] is True, result
-    assert procs.subcommands().count('convert') == 2
+    # The injected failure was retried. The retries run the real qemu-img 7.2,
+    # which can hit the same flaw again on a busy host, so up to the bound.
+    assert 'convert' not in procs.failures
+    assert 2 <= procs.subcommands().count('convert') <= image_convert.LUKS_CALIBRATION_ATTEMPTS
 
 
 def test_reason_says_why_it_converted(procs, qcow2, tmp_path, capsys):
