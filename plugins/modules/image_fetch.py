@@ -195,6 +195,23 @@ dest:
   returned: always
   type: str
   sample: /var/lib/images/debian-12.qcow2
+dest_type:
+  description: What I(dest) is - V(file) (a regular file, existing or to be created) or V(block_device).
+  returned: always
+  type: str
+  sample: file
+image:
+  description:
+    - The image record as Glance shows it (Glance API v2), also in check mode, so that the module can look an image
+      up without fetching it. Custom properties are top-level keys, as in Glance.
+  returned: always
+  type: dict
+  sample: {"id": "0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5", "name": "debian-12-genericcloud", "status": "active",
+           "disk_format": "qcow2", "container_format": "bare", "size": 471269376, "virtual_size": 2147483648,
+           "min_disk": 2, "min_ram": 512, "visibility": "public", "protected": false, "tags": ["debian"],
+           "owner": "8d1f9b1a6c2f4ab3a5b2f1e0c9d8e7f6", "os_hash_algo": "sha512", "os_hash_value": "8a9f...",
+           "checksum": "1c9e...", "hw_disk_bus": "scsi", "created_at": "2026-01-05T10:00:00Z",
+           "updated_at": "2026-01-05T10:02:11Z"}
 id:
   description: Id of the image.
   returned: always
@@ -356,9 +373,11 @@ from ansible_collections.osimage.glance.plugins.module_utils._verify import (
     Expectations, Verification, certificate_store, read_pass)
 
 
-def image_facts(image, dest):
+def image_facts(image, dest, dest_type):
     return dict(
         dest=dest,
+        dest_type=dest_type,
+        image=image,
         id=image['id'],
         name=image.get('name'),
         disk_format=image.get('disk_format'),
@@ -496,7 +515,7 @@ def ensure_fetched(module, api):
     params = module.params
     dest = params['dest']
     image = api.find_image(params['image'])
-    result = image_facts(image, dest)
+    result = image_facts(image, dest, destination_type(dest))
     if image.get('status') != 'active':
         raise errors.ImageStateError(
             'Image %s (%s) is %s, not active: it has no data to fetch yet.'
@@ -538,6 +557,14 @@ def ensure_fetched(module, api):
         changed = module.ansible.set_fs_attributes_if_different(file_args, changed, diff=diff)
     result['diff'] = diff
     return changed, result
+
+
+def destination_type(dest):
+    """``block_device`` for an existing block device, else ``file``."""
+    try:
+        return 'block_device' if stat.S_ISBLK(os.stat(dest).st_mode) else 'file'
+    except FileNotFoundError:
+        return 'file'
 
 
 def check_parent(dest):

@@ -107,6 +107,16 @@ def test_check_mode_predicts_a_download_and_writes_nothing(glance, tmp_path, cap
     assert not dest.exists()
 
 
+def test_the_full_image_record_and_dest_type_are_returned_in_check_mode_too(glance, tmp_path, capsys):
+    glance.image = dict(IMAGE, min_disk=2, min_ram=512, tags=['golden'], visibility='shared', hw_disk_bus='scsi')
+    for check_mode in (True, False):
+        result = run_module({'image': 'cirros', 'dest': str(tmp_path / 'x'), '_ansible_check_mode': check_mode},
+                            capsys)
+        assert result['rc'] == 0
+        assert result['image'] == glance.image
+        assert result['dest_type'] == 'file'
+
+
 def test_up_to_date_dest_is_not_downloaded_again(glance, tmp_path, capsys):
     dest = tmp_path / 'cirros.raw'
     dest.write_bytes(DATA)
