@@ -2,12 +2,14 @@
 # The one entry point for setting up and testing osimage.glance on a fresh Debian machine.
 #
 # Usage: tests/run.sh [COMMAND]
-#   all          (default) setup, then unit, sanity and integration tests, then the demo;
-#                ends with a "stages: N passed, N failed" line and fails if any stage failed
+#   all          (default) setup, then the unit, sanity, integration and molecule tests, then the
+#                demo; ends with a "stages: N passed, N failed" line and fails if any stage failed
 #   setup        system packages, the dev venv (.venv) and the local cloud (started)
 #   unit         unit tests (ansible-test units)
 #   sanity       ansible-test sanity, no ignore file
 #   integration  integration targets against the local cloud (ansible-test integration)
+#   molecule [ROLE]  every role's documentation (ansible-doc -t role) and molecule scenario
+#                (roles/ROLE/molecule/default) on localhost against the local cloud
 #   demo         the main job: playbooks/demo_fetch.yml on the local cloud
 #   bench        the benchmark (not a test); writes docs/benchmark.md
 #   stop         stop the local cloud
@@ -30,6 +32,7 @@ system_packages() {
     command -v qemu-img >/dev/null || missing+=(qemu-utils)
     command -v curl >/dev/null || missing+=(curl)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
+    command -v losetup >/dev/null || missing+=(mount)
     if [[ ${#missing[@]} -gt 0 ]]; then
         if [[ $(id -u) -ne 0 ]]; then
             echo "run.sh: missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2
@@ -83,6 +86,45 @@ integration() {
     ANSIBLE_TEST_PASSENV="$(compgen -v LOCALCLOUD_ | tr '\n' ' ')" "$repo/tests/ansible_test.sh" integration localcloud/
 }
 
+# Role documentation first (cheap), then each role's scenario; a role without a scenario fails.
+# molecule runs from the role's directory (at a collection root it would look for extensions/molecule).
+molecule() {
+    local only=${1:-} role roles=() broken=() dir
+    for dir in "$repo"/roles/*/; do
+        [[ -d $dir ]] || continue
+        role=$(basename "$dir")
+        if [[ -z $only || $role == "$only" ]]; then
+            roles+=("$role")
+        fi
+    done
+    if [[ -n $only && ${#roles[@]} -eq 0 ]]; then
+        echo "run.sh: no role '$only' in $repo/roles" >&2
+        return 2
+    fi
+    if [[ ${#roles[@]} -eq 0 ]]; then
+        echo "molecule: no roles yet"
+        return 0
+    fi
+    cloud_up && collections_path || return 1
+    PATH=$VENV/bin:$PATH "$VENV/bin/python" "$repo/tests/roles/check_role_docs.py" "${roles[@]}" ||
+        broken+=("documentation")
+    for role in "${roles[@]}"; do
+        say "molecule: $role"
+        if [[ ! -f $repo/roles/$role/molecule/default/molecule.yml ]]; then
+            echo "role $role has no molecule scenario (roles/$role/molecule/default/molecule.yml)" >&2
+            broken+=("$role")
+        elif ! (cd "$repo/roles/$role" && PATH=$VENV/bin:$PATH "$VENV/bin/molecule" test); then
+            broken+=("$role")
+        fi
+    done
+    echo
+    if [[ ${#broken[@]} -gt 0 ]]; then
+        echo "molecule: failed: ${broken[*]}" >&2
+        return 1
+    fi
+    echo "molecule: ${#roles[@]} roles passed"
+}
+
 demo() {
     cloud_up && collections_path &&
     "$VENV/bin/ansible-playbook" "$repo/playbooks/demo_fetch.yml"
@@ -97,7 +139,7 @@ bench() {
 all() {
     local passed=0 failed=0 stage
     setup
-    for stage in unit sanity integration demo; do
+    for stage in unit sanity integration molecule demo; do
         say "stage: $stage"
         if "$stage"; then
             passed=$((passed + 1))
@@ -120,6 +162,7 @@ case "$command" in
     setup) setup ;;
     unit | sanity) dev_venv && "$command" ;;
     integration | demo | bench) system_packages && dev_venv && "$command" ;;
+    molecule) system_packages && dev_venv && molecule "${2:-}" ;;
     stop) "$LOCALCLOUD_SCRIPT" stop ;;
     -h | --help | help) sed -n '2,/^set -euo/{/^#/{s/^# \{0,1\}//;p;};}' "${BASH_SOURCE[0]}" ;;
     *) echo "run.sh: unknown command '$command' (see tests/run.sh help)" >&2; exit 2 ;;
