@@ -2,10 +2,12 @@
 # The one entry point for setting up and testing osimage.glance on a fresh Debian machine.
 #
 # Usage: tests/run.sh [COMMAND]
-#   all          (default) setup, then the unit, sanity, integration and molecule tests, then the
+#   all          (default) setup, then the unit, ee, sanity, integration and molecule tests, then the
 #                demo; ends with a "stages: N passed, N failed" line and fails if any stage failed
 #   setup        system packages, the dev venv (.venv) and the local cloud (started)
 #   unit         unit tests (ansible-test units)
+#   ee           the AWX execution environment: ansible-builder renders its build context into
+#                tests/output/ee/context (offline, no container engine) and tests/ee checks it
 #   sanity       ansible-test sanity, no ignore file
 #   integration  integration targets against the local cloud (ansible-test integration)
 #   molecule [ROLE]  every role's documentation (ansible-doc -t role) and molecule scenario
@@ -79,6 +81,25 @@ unit() { "$repo/tests/ansible_test.sh" units; }
 
 sanity() { "$repo/tests/ansible_test.sh" sanity; }
 
+# The AWX execution environment's build context, rendered the way a user does before `podman build`
+# (collection tarball, then ansible-builder create; no container engine, no network), then checked.
+ee_context() {
+    local build=$repo/build context=$output/ee/context
+    if mkdir -p "$build" && rm -f "$build"/osimage-glance-*.tar.gz "$build/osimage-glance.tar.gz" &&
+        "$VENV/bin/ansible-galaxy" collection build --output-path "$build" "$repo" >"$output/ee.log" 2>&1 &&
+        mv "$build"/osimage-glance-*.tar.gz "$build/osimage-glance.tar.gz" &&
+        rm -rf "$context" &&
+        (cd "$repo" && "$VENV/bin/ansible-builder" create --file execution-environment.yml --context "$context" \
+            --output-filename Containerfile >>"$output/ee.log" 2>&1); then
+        echo "execution environment build context: $context (podman build -t osimage-glance-ee $context)"
+    else
+        tail -n 30 "$output/ee.log" >&2
+        return 1
+    fi
+}
+
+ee() { ee_context && EE_CONTEXT=$output/ee/context "$VENV/bin/pytest" -q -p no:cacheprovider "$repo/tests/ee"; }
+
 # Stages run inside "if" in all(), where set -e is off: chain with && so a failed step fails the stage.
 integration() {
     cloud_up &&
@@ -139,7 +160,7 @@ bench() {
 all() {
     local passed=0 failed=0 stage
     setup
-    for stage in unit sanity integration molecule demo; do
+    for stage in unit ee sanity integration molecule demo; do
         say "stage: $stage"
         if "$stage"; then
             passed=$((passed + 1))
@@ -160,7 +181,7 @@ command=${1:-all}
 case "$command" in
     all) all ;;
     setup) setup ;;
-    unit | sanity) dev_venv && "$command" ;;
+    unit | sanity | ee) dev_venv && "$command" ;;
     integration | demo | bench) system_packages && dev_venv && "$command" ;;
     molecule) system_packages && dev_venv && molecule "${2:-}" ;;
     stop) "$LOCALCLOUD_SCRIPT" stop ;;
