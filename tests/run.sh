@@ -12,7 +12,9 @@
 #   integration  integration targets against the local cloud (ansible-test integration)
 #   molecule [ROLE]  every role's documentation (ansible-doc -t role) and molecule scenario
 #                (roles/ROLE/molecule/default) on localhost against the local cloud
-#   demo         the main job: playbooks/demo_fetch.yml on the local cloud
+#   demo         the main job: playbooks/image_to_volume.yml writes a sample qcow2 image from the local
+#                cloud onto a loop device, twice (the second run must report changed=0), then
+#                playbooks/demo_fetch.yml
 #   bench        the benchmark (not a test); writes docs/benchmark.md
 #   stop         stop the local cloud
 #
@@ -146,8 +148,58 @@ molecule() {
     echo "molecule: ${#roles[@]} roles passed"
 }
 
+# Only called from demo_volume's EXIT trap, which shellcheck 0.9 does not see.
+# shellcheck disable=SC2317
+demo_volume_cleanup() {
+    local dev
+    [[ -n $demo_workdir ]] || return 0
+    for dev in $(losetup --noheadings --output NAME --associated "$demo_workdir/volume.img" 2>/dev/null); do
+        losetup --detach "$dev" && echo "demo: detached $dev"
+    done
+    "$VENV/bin/python" "$repo/tests/integration/targets/setup_glance_fixture/files/glance_fixture.py" \
+        delete --cloud demo --name "$demo_image" >/dev/null || echo "demo: could not delete image $demo_image" >&2
+    rm -rf "$demo_workdir"
+}
+
+# Run playbooks/image_to_volume.yml once; fail unless its recap says changed=$1 (a number, or "any>0").
+demo_volume_run() {
+    local want=$1 log=$demo_workdir/run-$2.log changed
+    say "ansible-playbook playbooks/image_to_volume.yml (run $2)"
+    "$VENV/bin/ansible-playbook" "$repo/playbooks/image_to_volume.yml" -e image_to_volume_cloud=demo \
+        -e "image_to_volume_image=$demo_image" -e "image_to_volume_volume=$demo_loop" | tee "$log"
+    [[ ${PIPESTATUS[0]} -eq 0 ]] || return 1
+    changed=$(sed -n 's/^localhost *: .*changed=\([0-9]*\).*/\1/p' "$log")
+    echo "demo: run $2 of playbooks/image_to_volume.yml: changed=$changed"
+    if [[ -z $changed ]] || { [[ $want == "any>0" ]] && [[ $changed -eq 0 ]]; } ||
+        { [[ $want != "any>0" ]] && [[ $changed -ne $want ]]; }; then
+        echo "demo: run $2 should have reported changed=$want" >&2
+        return 1
+    fi
+}
+
+# The main job: a sample qcow2 image in Glance (playbooks/demo_sample_image.yml) written onto a loop
+# device, the volume, by playbooks/image_to_volume.yml twice: the first run writes (changed), the second
+# finds the volume holding the image (changed=0); then the volume must hold the image's disk
+# (qemu-img compare). The loop device is detached and the image deleted whatever happens.
+demo_volume() (
+    demo_workdir='' demo_image=osimage-demo-volume-$$
+    trap demo_volume_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    demo_workdir=$(mktemp -d /var/tmp/osimage-demo.XXXXXX) || exit 1
+    "$VENV/bin/ansible-playbook" "$repo/playbooks/demo_sample_image.yml" \
+        -e "demo_image=$demo_image" -e "demo_workdir=$demo_workdir" || exit 1
+    truncate --size 64M "$demo_workdir/volume.img" &&
+        demo_loop=$(losetup --find --show "$demo_workdir/volume.img") || exit 1
+    echo "demo: volume $demo_loop (64 MiB loop device)"
+    demo_volume_run "any>0" 1 && demo_volume_run 0 2 || exit 1
+    qemu-img compare -f qcow2 -F raw "$demo_workdir/sample.qcow2" "$demo_loop" || exit 1
+    echo "demo: $demo_loop holds the image's disk; the second run changed nothing"
+)
+
 demo() {
-    cloud_up && collections_path &&
+    cloud_up && collections_path && demo_volume &&
+    say "ansible-playbook playbooks/demo_fetch.yml" &&
     "$VENV/bin/ansible-playbook" "$repo/playbooks/demo_fetch.yml"
 }
 
