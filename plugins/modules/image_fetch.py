@@ -10,7 +10,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: image_fetch
-short_description: Download a Glance image to a local file, verified and atomically
+short_description: Download a Glance image to a local file or a block device, verified
 version_added: 0.1.0
 description:
   - Downloads the data of an OpenStack Glance image to a local file in one streaming pass that
@@ -35,6 +35,18 @@ description:
   - Whatever can be checked without the data is checked before anything is downloaded or hashed, in check mode
     too - incomplete signature metadata, the signing certificate (from Barbican or a file) and its trust, a
     declared C(disk_format) outside I(allowed_formats), a Glance C(virtual_size) above I(max_virtual_size).
+  - I(dest) may be an existing block device (a raw fast path, as cinder has for raw images). Only raw data is
+    written to a device - an image whose C(disk_format) is C(raw), whose first bytes (up to 8 MiB are held back
+    for it) the format inspector has passed as raw before the first byte is written. The device must be at least
+    the image's size (else nothing is written). The data is written in place from offset 0, with direct I/O where
+    the device allows it, and flushed (fdatasync) as it goes and at the end. Bytes beyond the image are left as
+    they are. Since a device cannot be replaced atomically, a failure after the first write (hash, signature or
+    format check, lost connection, timeout, interruption) zeroes the written range from offset 0, so that no
+    unverified image data stays usable on the device, and the message says so. A device that is mounted or
+    held by the kernel (LVM, device-mapper, md, swap) is refused; it is opened exclusively.
+  - With I(decompress=true) an image stored gzip-compressed (C(container_format=compressed)) is decompressed on
+    the way, into a file or onto a block device. Its hash and signature are checked over the compressed bytes
+    (what Glance stores); the format inspector and I(dest) see the decompressed ones.
 author:
   - osimage.glance developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -44,13 +56,17 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Looks the image up and hashes an existing I(dest) to predict the result; writes nothing. An
-      I(dest) that is up to date is verified as in a real run. When a download is predicted, only the checks
-      that need no data run (signature metadata and certificates, the declared format, Glance's virtual size);
-      the signature over the data and the format of the data can only be checked by downloading it.
+    details: Looks the image up and hashes an existing I(dest) (the image's extent of a block device) to predict
+      the result; writes nothing. An I(dest) that is up to date is verified as in a real run. When a download is
+      predicted, only the checks that need no data run (signature metadata and certificates, the declared format,
+      Glance's virtual size); the signature over the data and the format of the data can only be checked by
+      downloading it. With I(decompress=true) on a compressed image the image is downloaded in check mode too -
+      only the decompressed data can show whether I(dest) holds it - and compared with I(dest), still writing
+      nothing.
   diff_mode:
     support: full
-    details: Shows I(dest) before (absent, or its size and hash) and after.
+    details: Shows I(dest) before (absent, or its size and hash; for a block device its size and the hash of the
+      image's extent) and after.
   platform:
     platforms: posix
 options:
@@ -62,10 +78,33 @@ options:
     required: true
   dest:
     description:
-      - Path of the local file to write. Its directory must exist.
-      - An existing I(dest) must be a regular file; it is replaced only when its content differs.
+      - Path of the local file to write, or of an existing block device to write the image onto. The directory
+        of a file must exist.
+      - An existing I(dest) must be a regular file or a block device. A file is replaced only when its content
+        differs, through a temporary file beside it.
+      - A block device receives only raw data (see the description) and is written in place. It is up to date
+        when its first C(size) bytes hash to the image's hash; then nothing is downloaded.
+      - The file options (I(mode), I(owner), I(group), I(attributes) and the SELinux ones) apply to files only;
+        giving any of them with a block device is an error. I(verify_format=false) is an error with a block
+        device too.
     type: path
     required: true
+  decompress:
+    description:
+      - Decompress an image that Glance stores gzip-compressed (C(container_format=compressed)) on the way to
+        I(dest). Only gzip is supported; other compressed data is refused and named.
+      - The hash and signature are checked over the compressed bytes as Glance stores them; the format
+        inspector (the image's C(disk_format)), the qemu-img checks and I(dest) get the decompressed bytes.
+      - Idempotent by content - the decompressed size and hash are not in Glance, so the image is downloaded
+        every run (in check mode too) and compared with I(dest) as it streams by; an I(dest) that holds the same
+        data is not written (C(changed=false)). A file I(dest) that differs is replaced atomically as usual,
+        its equal beginning copied from the old file; a block device is written from the first difference on.
+      - On an image that is not compressed V(true) has no effect - the data is fetched as it is, so a task can
+        set it for every image.
+      - Without V(true), a compressed image is fetched as it is stored (still compressed) only with
+        I(verify_format=false) (the format can only be checked decompressed), and never onto a block device.
+    type: bool
+    default: false
   force:
     description:
       - Download and replace I(dest) even when it already holds the image's data.
@@ -138,6 +177,7 @@ requirements:
 seealso:
   - module: openstack.cloud.image_info
   - module: osimage.glance.image_verify
+  - module: osimage.glance.image_convert
 '''
 
 EXAMPLES = r'''
@@ -177,6 +217,32 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ fetched.signature.certificate.subject }} ({{ fetched.format.detected_format }})"
 
+- name: Write a raw image onto a block device (for a qcow2 image use the role osimage.glance.image_to_volume)
+  osimage.glance.image_fetch:
+    cloud: mycloud
+    image: debian-12-raw
+    dest: /dev/disk/by-id/virtio-data-volume
+  register: written
+
+- name: Look an image up without fetching it (check mode returns the image record too)
+  osimage.glance.image_fetch:
+    cloud: mycloud
+    image: debian-12-raw
+    dest: /var/lib/images/debian-12.raw
+  check_mode: true
+  register: looked_up
+
+- name: Show its minimum disk size
+  ansible.builtin.debug:
+    msg: "{{ looked_up.image.min_disk }} GB, properties: {{ looked_up.image | dict2items | map(attribute='key') }}"
+
+- name: Decompress a gzip-compressed raw image (container_format compressed) onto a device
+  osimage.glance.image_fetch:
+    cloud: mycloud
+    image: debian-12-raw-gz
+    dest: /dev/vdb
+    decompress: true
+
 - name: Share cloud settings between tasks with the action group
   module_defaults:
     group/osimage.glance.glance:
@@ -191,7 +257,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 dest:
-  description: Path of the local file.
+  description: Path of the local file or block device.
   returned: always
   type: str
   sample: /var/lib/images/debian-12.qcow2
@@ -204,6 +270,7 @@ image:
   description:
     - The image record as Glance shows it (Glance API v2), also in check mode, so that the module can look an image
       up without fetching it. Custom properties are top-level keys, as in Glance.
+    - Its C(size) and hashes are those of the data as Glance stores it (compressed, for a compressed image).
   returned: always
   type: dict
   sample: {"id": "0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5", "name": "debian-12-genericcloud", "status": "active",
@@ -345,8 +412,24 @@ failures:
   returned: failure
   type: list
   elements: dict
+decompressed:
+  description: What decompression produced (also in check mode, which downloads to compare).
+  returned: when a compressed image was decompressed (I(decompress=true))
+  type: dict
+  contains:
+    format:
+      description: The compression, V(gzip).
+      type: str
+    size:
+      description: Bytes of decompressed data (what I(dest) holds, or the image's extent of a block device).
+      type: int
+    compressed_size:
+      description: Bytes of compressed data downloaded.
+      type: int
+  sample: {"format": "gzip", "size": 2147483648, "compressed_size": 471269376}
 transfer:
-  description: What the download moved; absent when nothing was downloaded.
+  description: What the download moved; absent when nothing was downloaded. With I(decompress=true) the image is
+    always downloaded, so it is present even when nothing changed.
   returned: when the image was downloaded
   type: dict
   contains:
@@ -364,13 +447,18 @@ transfer:
 import os
 import stat
 
+from ansible_collections.osimage.glance.plugins.module_utils import _decompress
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _format
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+from ansible_collections.osimage.glance.plugins.module_utils import _volume
 from ansible_collections.osimage.glance.plugins.module_utils._cloud import stream_read_errors
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 from ansible_collections.osimage.glance.plugins.module_utils._verify import (
     Expectations, Verification, certificate_store, read_pass)
+
+# The file options (ansible.builtin.files) that make no sense for a block device.
+FILE_ATTRIBUTES = ('mode', 'owner', 'group', 'seuser', 'serole', 'selevel', 'setype', 'attributes')
 
 
 def image_facts(image, dest, dest_type):
@@ -388,6 +476,46 @@ def image_facts(image, dest, dest_type):
         os_hash_value=image.get('os_hash_value'),
         checksum=image.get('checksum'),
     )
+
+
+def destination_type(dest):
+    """``block_device`` for an existing block device, else ``file``."""
+    return 'block_device' if _volume.is_block_device(dest) else 'file'
+
+
+def check_request(params, image, dest_type):
+    """Refuse what the image and the options cannot do together, before
+    anything is read; returns whether the data is to be decompressed."""
+    what = 'Image %s (%s)' % (image['id'], image.get('name'))
+    dest = params['dest']
+    compressed = image.get('container_format') == 'compressed'
+    decompressing = params['decompress'] and compressed
+    if dest_type == 'block_device':
+        given = [name for name in FILE_ATTRIBUTES if params.get(name) is not None]
+        if given:
+            raise errors.InvalidOptionsError(
+                'dest %s is a block device; %s %s to files only. Leave %s out.'
+                % (dest, ', '.join(given), 'applies' if len(given) == 1 else 'apply', 'it' if len(given) == 1 else 'them'))
+        if image.get('disk_format') != 'raw':
+            raise errors.FormatError(
+                '%s has disk_format %s, and only raw data is written to a block device such as %s. Fetch it to a '
+                'file and convert it onto the device with osimage.glance.image_convert, or use the role '
+                'osimage.glance.image_to_volume, which does both.' % (what, image.get('disk_format'), dest),
+                disk_format=image.get('disk_format'))
+        if compressed and not decompressing:
+            raise errors.InvalidOptionsError(
+                '%s is stored gzip-compressed (container_format compressed), and a block device only receives '
+                'raw disk data. Set decompress=true.' % what)
+        if not params['verify_format']:
+            raise errors.InvalidOptionsError(
+                'Only data the format inspector passed as raw is written to a block device, so verify_format=false '
+                'cannot be used with dest %s, a block device. Leave verify_format at true.' % dest)
+    elif compressed and not decompressing and params['verify_format']:
+        raise errors.InvalidOptionsError(
+            '%s is stored gzip-compressed (container_format compressed), so its disk format can only be checked '
+            'once decompressed. Set decompress=true to fetch it decompressed, or verify_format=false to fetch the '
+            'compressed data as it is (checked by its hash and signature only).' % what)
+    return decompressing
 
 
 def prepare_verification(params, api, image):
@@ -429,22 +557,30 @@ def not_verified():
     return dict(checks=[], signature=None, format=None)
 
 
+def file_state(dest):
+    """A file dest as the diff shows it: absent, or a regular file of some size."""
+    try:
+        st = os.stat(dest)
+    except FileNotFoundError:
+        return dict(state='absent')
+    if not stat.S_ISREG(st.st_mode):
+        raise errors.DestinationError(
+            'dest %s exists and is neither a regular file nor a block device. Give the path of a file to create '
+            'or replace, or of a block device.' % dest)
+    return dict(state='file', size=st.st_size)
+
+
 def inspect_dest(dest, image_size, algo, verification=None):
     """What is at ``dest`` now: None when absent, else its size and, when the
     size could match the image, its digest (the only way to prove equality).
     With a ``verification`` the same read also feeds the signature's digest
     and the format inspector; the finished ReadPass is returned beside it
     (None when dest was not read)."""
-    try:
-        st = os.stat(dest)
-    except FileNotFoundError:
+    found = file_state(dest)
+    if found['state'] == 'absent':
         return None, None
-    if not stat.S_ISREG(st.st_mode):
-        raise errors.DestinationError(
-            'dest %s exists and is not a regular file. Give the path of a file to create or replace.' % dest)
-    found = dict(state='file', size=st.st_size)
     rpass = None
-    if algo and st.st_size == image_size:
+    if algo and found['size'] == image_size:
         if verification is not None and verification.checks:
             rpass = read_pass(dest, verification.start(extra_algos=[algo]))
             found[algo] = rpass.hexdigests()[algo]
@@ -453,61 +589,208 @@ def inspect_dest(dest, image_size, algo, verification=None):
     return found, rpass
 
 
-def verify_existing(verification, rpass, dest, image):
+def verify_existing(verification, rpass, dest, image, qemu_img=None):
     """The checks over an up-to-date dest (its data is the image's). A
     failure leaves dest alone: downloading again would bring the same
     data."""
     try:
-        return verified(verification.evaluate(rpass, dest))
+        return verified(verification.evaluate(rpass, dest, qemu_img=qemu_img))
     except errors.VerificationError as exc:
         raise errors.VerificationError(
             'dest %s holds the data of image %s, but it fails verification: %s dest was left as it is; remove it '
             'yourself if it must not stay.' % (dest, image['id'], exc.msg), **exc.details)
 
 
-def download(module, api, image, dest, algo, expected, verification):
-    """Stream the image into a temporary file beside ``dest``, hashing,
-    checking the signature's digest and inspecting the format as it goes;
-    rename into place only when size, hash, signature and format are right.
-    Returns the transfer statistics and what was verified."""
-    what = 'Downloading image %s' % image['id']
-    deadline = transfer.Deadline(module.params['timeout'], what)
-    with transfer.terminate_as_interrupt(), transfer.AtomicFile(dest) as target:
-        target.preallocate(image.get('size'))
-        rpass = verification.start(extra_algos=[algo] if algo else [])
-        digests = rpass.digests
-        response = api.open_image_data(image, what)
+class Fetch(object):
+    """One image's data, its expected digest and its checks, and the read
+    pass that brings it from Glance into a target (see ``_volume``)."""
+
+    def __init__(self, module, api, image, algo, expected, verification):
+        self.module = module
+        self.api = api
+        self.image = image
+        self.algo = algo
+        self.expected = expected
+        self.verification = verification
+        self.dest = module.params['dest']
+        self.what = 'Downloading image %s' % image['id']
+
+    def stream(self, rpass, target, gunzip=None, head=None):
+        """Stream the image's data into ``target`` while ``rpass`` hashes,
+        checks the signature's digest and inspects the format as it goes;
+        returns the transfer statistics."""
+        deadline = transfer.Deadline(self.module.params['timeout'], self.what)
+        broken_stream = stream_read_errors()
+        response = self.api.open_image_data(self.image, self.what)
         try:
             chunks = deadline.guard(response.iter_content(transfer.CHUNK_SIZE))
-            transfer.pump(chunks, rpass.consumers() + [target.write])
-        except stream_read_errors() as exc:
-            raise errors.TransferError(
-                '%s from %s broke off after %d bytes: %s. Nothing was changed at %s; run again.'
-                % (what, api.endpoint, digests.size, exc, dest))
+            if gunzip is None:
+                consumers = rpass.consumers()
+            else:
+                # Glance hashes and signs the compressed bytes; the inspector
+                # (a fresh consumer of its own) and dest see them decompressed.
+                chunks = gunzip.chunks(transfer.tee(chunks, rpass.digests.consumers()))
+                consumers = [rpass.inspection.consumer()] if rpass.inspection is not None else []
+            if head is not None:
+                chunks = head.chunks(chunks)
+            transfer.pump(chunks, consumers + [target.write])
+        except broken_stream as exc:  # pylint: disable=catching-non-exception  # a tuple of the SDK's classes
+            raise errors.TransferError('%s from %s broke off after %d bytes: %s.'
+                                       % (self.what, self.api.endpoint, rpass.size, exc))
         finally:
             response.close()
         rpass.finish()
-        size = image.get('size')
-        if size is not None and digests.size != size:
+        return transfer.transfer_stats(rpass.size, deadline.elapsed())
+
+    def check_received(self, rpass):
+        size = self.image.get('size')
+        if size is not None and rpass.size != size:
             raise errors.IntegrityError(
-                '%s: received %d bytes but Glance says the image has %d. Nothing was changed at %s.'
-                % (what, digests.size, size, dest), expected_size=size, received_size=digests.size)
-        if algo:
-            actual = digests.hexdigests()[algo]
-            if actual != expected:
+                '%s: received %d bytes but Glance says the image has %d.' % (self.what, rpass.size, size),
+                expected_size=size, received_size=rpass.size)
+        if self.algo:
+            actual = rpass.hexdigests()[self.algo]
+            if actual != self.expected:
                 raise errors.IntegrityError(
-                    '%s: the data does not match the image: %s expected %s, got %s. Nothing was '
-                    'changed at %s.' % (what, algo, expected, actual, dest),
-                    hash_algo=algo, expected=expected, actual=actual)
-        # qemu-img reads the complete temporary file, never dest.
-        target.flush()
+                    '%s: the data does not match the image: %s expected %s, got %s.'
+                    % (self.what, self.algo, self.expected, actual),
+                    hash_algo=self.algo, expected=self.expected, actual=actual)
+
+    def run(self, target, gunzip=None, head=None, extent=None):
+        """One pass into ``target``, then every check, then commit. Any
+        failure abandons the target and says what that left at dest. With
+        ``extent`` (a block device) qemu-img sees only the data's first
+        ``extent()`` bytes. Returns the transfer statistics and what was
+        verified (None when nothing holds the data to check: check mode)."""
+        rpass = self.verification.start(extra_algos=[self.algo] if self.algo else [])
         try:
-            found = verified(verification.evaluate(rpass, target.tmp_path))
-        except errors.VerificationError as exc:
-            raise errors.VerificationError(
-                '%s: the data was refused: %s Nothing was changed at %s.' % (what, exc.msg, dest), **exc.details)
-        target.commit(rename=module.ansible.atomic_move)
-    return transfer.transfer_stats(digests.size, deadline.elapsed()), found
+            with transfer.terminate_as_interrupt():
+                stats = self.stream(rpass, target, gunzip=gunzip, head=head)
+                self.check_received(rpass)
+                if gunzip is not None:
+                    gunzip.check()
+                target.finish()
+                found = None
+                if target.has_data:
+                    # qemu-img reads the complete data where it now is: the
+                    # temporary file, the device, or dest when it was equal.
+                    target.flush()
+                    qemu_img = _volume.ExtentQemuImg(extent()) if extent is not None else None
+                    try:
+                        found = verified(self.verification.evaluate(rpass, target.check_path, qemu_img=qemu_img))
+                    except errors.VerificationError as exc:
+                        raise errors.VerificationError('%s: the data was refused: %s' % (self.what, exc.msg),
+                                                       **exc.details)
+                target.commit()
+        except errors.OsimageError as exc:
+            raise type(exc)('%s %s' % (exc.msg, target.abandon()), **exc.details)
+        except BaseException:
+            target.abandon()
+            raise
+        return stats, found
+
+
+def ensure_file(job, result):
+    """A regular file dest, its data as Glance stores it."""
+    module, image, dest = job.module, job.image, job.dest
+    params = module.params
+    algo, expected = job.algo, job.expected
+    parent = check_parent(dest)
+    before, rpass = inspect_dest(dest, image.get('size'), algo, None if params['force'] else job.verification)
+    up_to_date = (before is not None and algo is not None and not params['force']
+                  and before.get(algo) == expected)
+    after = dict(state='file', size=image.get('size'))
+    if algo:
+        after[algo] = expected
+    diff = dict(before=before or dict(state='absent'), after=after)
+    if up_to_date:
+        if rpass is not None:
+            result.update(verify_existing(job.verification, rpass, dest, image))
+        return False, diff
+    if not module.check_mode:
+        # An existing dest stays until the rename, so the full size must fit.
+        transfer.check_free_space(parent, image.get('size'), job.what)
+        target = _volume.FileTarget(dest, module.ansible.atomic_move, preallocate=image.get('size'))
+        result['transfer'], found = job.run(target)
+        result.update(found)
+    return True, diff
+
+
+def ensure_on_device(job, result):
+    """A block device dest, raw data as Glance stores it: up to date when its
+    first ``size`` bytes hash to the image's hash; else written in place."""
+    module, image, dest = job.module, job.image, job.dest
+    algo, expected = job.algo, job.expected
+    size = image.get('size')
+    device_size = _volume.check_fits(dest, size, 'Writing image %s to %s' % (image['id'], dest))
+    before = dict(state='block_device', device_size=device_size)
+    after = dict(state='block_device', device_size=device_size, size=size)
+    if algo:
+        after[algo] = expected
+    diff = dict(before=before, after=after)
+    if algo and size is not None and not module.params['force']:
+        # The format check is always on for a device, so the hashing read verifies too.
+        rpass = _volume.read_prefix(dest, job.verification.start(extra_algos=[algo]), size)
+        before.update(size=size)
+        before[algo] = rpass.hexdigests()[algo]
+        if before[algo] == expected:
+            result.update(verify_existing(job.verification, rpass, dest, image,
+                                          qemu_img=_volume.ExtentQemuImg(size)))
+            return False, diff
+    if not module.check_mode:
+        target = _volume.DeviceTarget(dest, device_size)
+        result['transfer'], found = job.run(target, head=_volume.HeadCheck('image %s' % image['id'], dest), extent=lambda: size)
+        result.update(found)
+    return True, diff
+
+
+def ensure_decompressed(job, result, dest_type):
+    """A gzip-compressed image, decompressed into a file or onto a block
+    device. Only the download can tell what the decompressed data is, so it
+    is downloaded (in check mode too) and compared with dest as it streams
+    by; dest is written only from the first difference on."""
+    module, image, dest = job.module, job.image, job.dest
+    params = module.params
+    on_device = dest_type == 'block_device'
+    gunzip = _decompress.Gunzip(job.what)
+    head = extent = None
+    if on_device:
+        device_size = _volume.device_size(dest)
+        before = dict(state='block_device', device_size=device_size)
+
+        def open_target(offset):
+            return _volume.DeviceTarget(dest, device_size, start=offset)
+        head = _volume.HeadCheck('image %s' % image['id'], dest)
+
+        def extent():
+            return gunzip.size
+    else:
+        parent = check_parent(dest)
+        before = file_state(dest)
+
+        def open_target(offset):
+            return _volume.FileTarget(dest, module.ansible.atomic_move, copy_prefix=offset)
+        if not module.check_mode:
+            # The compressed size is the least the decompressed data needs.
+            transfer.check_free_space(parent, image.get('size'), job.what)
+    diff = dict(before=before, after=dict(before, state=dest_type))
+    if params['force'] and module.check_mode:
+        return True, diff
+    if params['force']:
+        target = open_target(0)
+    else:
+        target = _volume.ComparingTarget(dest, None if module.check_mode else open_target, whole_file=not on_device)
+    result['transfer'], found = job.run(target, gunzip=gunzip, head=head, extent=extent)
+    if found is not None:
+        result.update(found)
+    if on_device and gunzip.size > device_size:
+        raise errors.DestinationError(
+            '%s: the decompressed image has %d bytes but block device %s has only %d bytes. Nothing was written '
+            'to it; use a device of at least %d bytes.' % (job.what, gunzip.size, dest, device_size, gunzip.size),
+            needed_bytes=gunzip.size, device_bytes=device_size)
+    result['decompressed'] = dict(format='gzip', size=gunzip.size, compressed_size=gunzip.compressed_size)
+    diff['after'].update(size=gunzip.size)
+    return target.changed, diff
 
 
 def ensure_fetched(module, api):
@@ -515,7 +798,8 @@ def ensure_fetched(module, api):
     params = module.params
     dest = params['dest']
     image = api.find_image(params['image'])
-    result = image_facts(image, dest, destination_type(dest))
+    dest_type = destination_type(dest)
+    result = image_facts(image, dest, dest_type)
     if image.get('status') != 'active':
         raise errors.ImageStateError(
             'Image %s (%s) is %s, not active: it has no data to fetch yet.'
@@ -527,44 +811,22 @@ def ensure_fetched(module, api):
             'data cannot be verified. Set allow_unverified=true to fetch it anyway.'
             % (image['id'], image.get('name')))
     result['verified_with'] = algo
+    decompressing = check_request(params, image, dest_type)
     # Signature metadata, certificates and declared format fail here, before any read.
     verification = prepare_verification(params, api, image)
     result.update(not_verified())
-
-    parent = check_parent(dest)
-    before, rpass = inspect_dest(dest, image.get('size'), algo, None if params['force'] else verification)
-    up_to_date = (before is not None and algo is not None and not params['force']
-                  and before.get(algo) == expected)
-    after = dict(state='file', size=image.get('size'))
-    if algo:
-        after[algo] = expected
-    diff = dict(before=before or dict(state='absent'), after=after)
-
-    if up_to_date:
-        changed = False
-        if rpass is not None:
-            result.update(verify_existing(verification, rpass, dest, image))
+    job = Fetch(module, api, image, algo, expected, verification)
+    if decompressing:
+        changed, diff = ensure_decompressed(job, result, dest_type)
+    elif dest_type == 'block_device':
+        changed, diff = ensure_on_device(job, result)
     else:
-        changed = True
-        if not module.check_mode:
-            # An existing dest stays until the rename, so the full size must fit.
-            transfer.check_free_space(parent, image.get('size'), 'Downloading image %s' % image['id'])
-            result['transfer'], found = download(module, api, image, dest, algo, expected, verification)
-            result.update(found)
-
-    file_args = module.ansible.load_file_common_arguments(module.params, path=dest)
-    if os.path.exists(dest):
+        changed, diff = ensure_file(job, result)
+    if dest_type == 'file' and os.path.exists(dest):
+        file_args = module.ansible.load_file_common_arguments(module.params, path=dest)
         changed = module.ansible.set_fs_attributes_if_different(file_args, changed, diff=diff)
     result['diff'] = diff
     return changed, result
-
-
-def destination_type(dest):
-    """``block_device`` for an existing block device, else ``file``."""
-    try:
-        return 'block_device' if stat.S_ISBLK(os.stat(dest).st_mode) else 'file'
-    except FileNotFoundError:
-        return 'file'
 
 
 def check_parent(dest):
@@ -588,6 +850,7 @@ def main():
             image=dict(type='str', required=True),
             dest=dict(type='path', required=True),
             force=dict(type='bool', default=False),
+            decompress=dict(type='bool', default=False),
             allow_unverified=dict(type='bool', default=False),
             timeout=dict(type='int', default=3600),
             verify_signature=dict(type='str', default='auto', choices=['auto', 'true', 'false']),

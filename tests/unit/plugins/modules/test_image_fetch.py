@@ -10,9 +10,11 @@ ends up on disk, what is reported, and what is left behind on failure."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -25,6 +27,7 @@ from ansible_collections.osimage.glance.plugins.module_utils import _cloud
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _format
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer
+from ansible_collections.osimage.glance.plugins.module_utils import _volume
 from ansible_collections.osimage.glance.plugins.modules import image_fetch
 
 DATA = os.urandom(5 * 1024 * 1024 + 3)
@@ -170,7 +173,7 @@ def test_md5_checksum_is_the_fallback_for_old_images(glance, tmp_path, capsys):
 
 def test_dest_that_is_a_directory_is_refused(glance, tmp_path, capsys):
     result = run_module({'image': 'cirros', 'dest': str(tmp_path)}, capsys)
-    assert 'is not a regular file' in result['msg']
+    assert 'is neither a regular file nor a block device' in result['msg']
 
 
 def test_cloud_dict_with_region_beside_it_is_one_clear_error(tmp_path, capsys):
@@ -413,3 +416,211 @@ def test_format_limits_need_the_format_check(glance, workdir, capsys):
     result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'verify_format': False,
                          'max_virtual_size': 1}, capsys)
     assert result['msg'].startswith('allowed_formats and max_virtual_size are checked by the format check')
+
+
+# Block devices (a regular file stands in for one here; the integration
+# target writes real loop devices) and gzip-compressed images.
+
+DEVICE_SIZE = 8 * 1024 * 1024
+
+
+@pytest.fixture
+def device(tmp_path, monkeypatch):
+    """A file of DEVICE_SIZE bytes of 0xAA that image_fetch takes for a block device."""
+    path = tmp_path / 'device'
+    path.write_bytes(b'\xaa' * DEVICE_SIZE)
+    monkeypatch.setattr(_volume, 'is_block_device', lambda dest: dest == str(path))
+    return path
+
+
+def test_raw_image_onto_a_device_in_four_steps(glance, device, capsys):
+    args = {'image': 'cirros', 'dest': str(device), '_ansible_diff': True}
+    check = run_module(dict(args, _ansible_check_mode=True), capsys)
+    assert check['rc'] == 0 and check['changed'] is True and check['dest_type'] == 'block_device'
+    assert check['diff']['before']['device_size'] == DEVICE_SIZE
+    assert check['diff']['before']['sha512'] != IMAGE['os_hash_value']
+    assert check['diff']['after']['sha512'] == IMAGE['os_hash_value']
+    assert device.read_bytes() == b'\xaa' * DEVICE_SIZE and glance.downloads == 0
+    real = run_module(args, capsys)
+    assert real['rc'] == 0 and real['changed'] is True, real.get('msg')
+    assert real['transfer']['bytes'] == len(DATA)
+    assert real['format']['detected_format'] == 'raw'
+    # qemu-img saw only the image's extent of the device (rounded up to 512 bytes).
+    assert real['format']['virtual_size'] == -(-len(DATA) // 512) * 512
+    content = device.read_bytes()
+    assert content[:len(DATA)] == DATA and content[len(DATA):] == b'\xaa' * (DEVICE_SIZE - len(DATA))
+    for check_mode in (True, False):
+        again = run_module(dict(args, _ansible_check_mode=check_mode), capsys)
+        assert again['rc'] == 0 and again['changed'] is False and 'transfer' not in again
+        assert again['format']['detected_format'] == 'raw'
+    assert glance.downloads == 1
+
+
+def test_device_smaller_than_the_image_is_refused_untouched(glance, device, capsys):
+    device.write_bytes(b'\xaa' * (1024 * 1024))
+    for check_mode in (True, False):
+        result = run_module({'image': 'cirros', 'dest': str(device), '_ansible_check_mode': check_mode}, capsys)
+        assert result['failed'] is True
+        assert ('the image has %d bytes but block device %s has only 1048576 bytes. Nothing was written to it'
+                % (len(DATA), device)) in result['msg']
+    assert device.read_bytes() == b'\xaa' * (1024 * 1024) and glance.downloads == 0
+
+
+def test_non_raw_image_onto_a_device_points_to_image_convert(glance, device, capsys):
+    glance.image = dict(IMAGE, disk_format='qcow2')
+    result = run_module({'image': 'cirros', 'dest': str(device)}, capsys)
+    assert 'has disk_format qcow2, and only raw data is written to a block device' in result['msg']
+    assert 'osimage.glance.image_convert' in result['msg'] and 'osimage.glance.image_to_volume' in result['msg']
+    assert glance.downloads == 0 and device.read_bytes() == b'\xaa' * DEVICE_SIZE
+
+
+def test_file_attributes_and_skipped_format_check_are_refused_for_a_device(glance, device, capsys):
+    mode = run_module({'image': 'cirros', 'dest': str(device), 'mode': '0600', 'owner': 'root'}, capsys)
+    assert mode['msg'] == 'dest %s is a block device; mode, owner apply to files only. Leave them out.' % device
+    unchecked = run_module({'image': 'cirros', 'dest': str(device), 'verify_format': False}, capsys)
+    assert 'verify_format=false cannot be used with dest %s, a block device' % device in unchecked['msg']
+    assert glance.downloads == 0
+
+
+@needs_qemu_img
+def test_qcow2_content_declared_raw_is_refused_before_the_first_byte_reaches_the_device(
+        monkeypatch, tmp_path, device, capsys):
+    data = qcow2_bytes(tmp_path)
+    fake = FakeGlance(image_of(data, disk_format='raw'), FakeStream(data))
+    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    result = run_module({'image': 'cirros', 'dest': str(device)}, capsys)
+    assert result['failed'] is True
+    assert 'disk_format is declared as raw but the content is qcow2' in result['msg']
+    assert result['msg'].endswith('Nothing was written to %s.' % device)
+    assert device.read_bytes() == b'\xaa' * DEVICE_SIZE
+
+
+def test_tampered_data_on_a_device_is_zeroed_and_said_so(glance, device, capsys):
+    glance.stream = FakeStream(DATA[:-1] + b'\0')
+    result = run_module({'image': 'cirros', 'dest': str(device)}, capsys)
+    assert result['failed'] is True
+    assert 'the data does not match the image: sha512 expected %s' % IMAGE['os_hash_value'] in result['msg']
+    # With direct I/O the last, partial buffer was never written; what was written is zeroed, from offset 0.
+    zeroed = int(re.search(r'The (\d+) bytes written to (\S+) were zeroed, so no unverified image data stays on it; '
+                           r'its previous content there is gone\.$', result['msg']).group(1))
+    assert zeroed in (4 * 1024 * 1024, len(DATA))
+    content = device.read_bytes()
+    assert content[:zeroed] == bytes(zeroed) and content[zeroed:] == b'\xaa' * (DEVICE_SIZE - zeroed)
+
+
+def test_connection_lost_while_writing_a_device_zeroes_what_was_written(glance, device, capsys):
+    glance.stream = FakeStream(DATA, break_after=4 * 1024 * 1024)
+    result = run_module({'image': 'cirros', 'dest': str(device)}, capsys)
+    assert 'broke off after 4194304 bytes' in result['msg'] and 'were zeroed' in result['msg']
+    assert device.read_bytes()[:4 * 1024 * 1024] == bytes(4 * 1024 * 1024)
+
+
+def gzip_image(data, **extra):
+    packed = gzip.compress(data, compresslevel=1)
+    image = dict(IMAGE, container_format='compressed', size=len(packed),
+                 os_hash_value=hashlib.sha512(packed).hexdigest(), checksum=hashlib.md5(packed).hexdigest())
+    image.update(extra)
+    return image, packed
+
+
+@pytest.fixture
+def gzipped(monkeypatch):
+    image, packed = gzip_image(DATA)
+    fake = FakeGlance(image, FakeStream(packed))
+    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    return fake
+
+
+@needs_qemu_img
+def test_gzip_image_decompressed_into_a_file_in_four_steps(gzipped, workdir, capsys):
+    dest = workdir / 'image.raw'
+    args = {'image': 'cirros', 'dest': str(dest), 'decompress': True, '_ansible_diff': True}
+    check = run_module(dict(args, _ansible_check_mode=True), capsys)
+    assert check['rc'] == 0 and check['changed'] is True and not dest.exists()
+    assert check['diff']['before'] == {'state': 'absent'}
+    assert check['diff']['after'] == {'state': 'file', 'size': len(DATA)}
+    assert check['decompressed'] == {'format': 'gzip', 'size': len(DATA), 'compressed_size': gzipped.image['size']}
+    real = run_module(args, capsys)
+    assert real['rc'] == 0 and real['changed'] is True, real.get('msg')
+    assert dest.read_bytes() == DATA and os.listdir(workdir) == ['image.raw']
+    assert real['format']['detected_format'] == 'raw' and real['verified_with'] == 'sha512'
+    stat_before = dest.stat()
+    for check_mode in (True, False):
+        again = run_module(dict(args, _ansible_check_mode=check_mode), capsys)
+        assert again['rc'] == 0 and again['changed'] is False, again.get('msg')
+        assert again['format']['detected_format'] == 'raw'
+    assert (dest.stat().st_ino, dest.stat().st_mtime_ns) == (stat_before.st_ino, stat_before.st_mtime_ns)
+
+
+@pytest.mark.parametrize('damage', ['middle', 'longer', 'shorter'])
+def test_decompressed_file_that_differs_is_rewritten(gzipped, workdir, capsys, damage):
+    dest = workdir / 'image.raw'
+    old = {'middle': DATA[:5000000] + b'\0' + DATA[5000001:], 'longer': DATA + b'tail',
+           'shorter': DATA[:-10]}[damage]
+    dest.write_bytes(old)
+    result = run_module({'image': 'cirros', 'dest': str(dest), 'decompress': True, 'verify_format': False}, capsys)
+    assert result['rc'] == 0 and result['changed'] is True, result.get('msg')
+    assert dest.read_bytes() == DATA and os.listdir(workdir) == ['image.raw']
+
+
+@needs_qemu_img
+def test_gzip_image_decompressed_onto_a_device(gzipped, device, capsys):
+    args = {'image': 'cirros', 'dest': str(device), 'decompress': True}
+    check = run_module(dict(args, _ansible_check_mode=True), capsys)
+    assert check['changed'] is True and device.read_bytes() == b'\xaa' * DEVICE_SIZE
+    real = run_module(args, capsys)
+    assert real['rc'] == 0 and real['changed'] is True, real.get('msg')
+    assert device.read_bytes()[:len(DATA)] == DATA
+    for check_mode in (True, False):
+        assert run_module(dict(args, _ansible_check_mode=check_mode), capsys)['changed'] is False
+
+
+def test_decompressed_image_larger_than_the_device_is_zeroed(monkeypatch, device, capsys):
+    image, packed = gzip_image(bytes(DEVICE_SIZE + 4096))
+    fake = FakeGlance(image, FakeStream(packed))
+    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    check = run_module({'image': 'cirros', 'dest': str(device), 'decompress': True, '_ansible_check_mode': True},
+                       capsys)
+    assert 'the decompressed image has %d bytes but block device' % (DEVICE_SIZE + 4096) in check['msg']
+    real = run_module({'image': 'cirros', 'dest': str(device), 'decompress': True, 'verify_signature': 'false'},
+                      capsys)
+    assert 'The data is larger than block device %s, which has %d bytes' % (device, DEVICE_SIZE) in real['msg']
+    assert 'were zeroed' in real['msg']
+
+
+def test_compressed_image_without_decompress_needs_verify_format_false(gzipped, workdir, capsys):
+    dest = workdir / 'image.gz'
+    refused = run_module({'image': 'cirros', 'dest': str(dest)}, capsys)
+    assert 'is stored gzip-compressed (container_format compressed), so its disk format can only be checked' \
+        in refused['msg']
+    as_is = run_module({'image': 'cirros', 'dest': str(dest), 'verify_format': False}, capsys)
+    assert as_is['changed'] is True and gzip.decompress(dest.read_bytes()) == DATA
+
+
+@needs_qemu_img
+def test_decompress_on_an_uncompressed_image_fetches_it_as_it_is(glance, workdir, capsys):
+    result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'decompress': True}, capsys)
+    assert result['rc'] == 0 and 'decompressed' not in result
+    assert (workdir / 'x').read_bytes() == DATA
+
+
+def test_compressed_image_that_is_not_gzip_is_named(monkeypatch, workdir, capsys):
+    packed = b'\x28\xb5\x2f\xfd' + os.urandom(1000)
+    image = dict(IMAGE, container_format='compressed', size=len(packed),
+                 os_hash_value=hashlib.sha512(packed).hexdigest(), checksum=hashlib.md5(packed).hexdigest())
+    fake = FakeGlance(image, FakeStream(packed))
+    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'decompress': True}, capsys)
+    assert 'but its data is zstd data, not gzip; only gzip can be decompressed' in result['msg']
+    assert os.listdir(workdir) == []
+
+
+def test_tampered_gzip_image_fails_on_its_hash_first(gzipped, workdir, capsys):
+    packed = bytearray(gzipped.stream.data)
+    packed[2000:6096] = bytes(4096)
+    gzipped.stream = FakeStream(bytes(packed))
+    dest = workdir / 'image.raw'
+    dest.write_bytes(b'old')
+    result = run_module({'image': 'cirros', 'dest': str(dest), 'decompress': True}, capsys)
+    assert 'the data does not match the image' in result['msg']
+    assert dest.read_bytes() == b'old' and os.listdir(workdir) == ['image.raw']

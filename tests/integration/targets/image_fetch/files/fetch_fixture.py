@@ -17,11 +17,16 @@
       Prints what it made as JSON and keeps it in DIR/state.json.
   fetch_fixture.py teardown --cloud demo --dir DIR
       Deletes the images and secrets listed in DIR/state.json.
+  fetch_fixture.py compressed --cloud demo --dir DIR --prefix NAME --size BYTES
+      A raw disk (random at the start, zeros after) kept as DIR/NAME.raw and
+      uploaded gzip-compressed (container_format compressed) as image NAME.
+      Prints the image as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import sys
@@ -87,15 +92,27 @@ def teardown(cloud, args):
     return {'deleted': state['images'] + state['secrets']}
 
 
+def compressed(cloud, args):
+    plain = os.urandom(min(args.size, 1024 * 1024))
+    plain += bytes(args.size - len(plain))
+    write(os.path.join(args.dir, args.prefix + '.raw'), plain)
+    body = dict(name=args.prefix, disk_format='raw', container_format='compressed', visibility='private')
+    image = cloud.conn.image.post('/images', json=body, raise_exc=True).json()
+    cloud.conn.image.put('/images/%s/file' % image['id'], data=gzip.compress(plain), raise_exc=True,
+                         headers={'Content-Type': 'application/octet-stream'})
+    return cloud.conn.image.get('/images/%s' % image['id'], raise_exc=True).json()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('action', choices=['setup', 'teardown'])
+    parser.add_argument('action', choices=['setup', 'teardown', 'compressed'])
     parser.add_argument('--cloud', default='demo')
     parser.add_argument('--dir', required=True)
     parser.add_argument('--prefix', default='osimage-fetch')
+    parser.add_argument('--size', type=int, default=6 * 1024 * 1024)
     args = parser.parse_args(argv)
     cloud = Cloud(args.cloud)
-    result = {'setup': setup, 'teardown': teardown}[args.action](cloud, args)
+    result = {'setup': setup, 'teardown': teardown, 'compressed': compressed}[args.action](cloud, args)
     json.dump(result, sys.stdout)
     sys.stdout.write('\n')
     return 0
