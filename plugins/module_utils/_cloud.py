@@ -10,7 +10,7 @@ requests with bounded retries and one error translation.
 
 The options are the ones openstack.cloud uses, so ``module_defaults`` and
 clouds.yaml files written for openstack.cloud work unchanged. Requests go
-through the keystoneauth session of an openstacksdk connection (the SDK reads
+through the keystoneauth session made by openstacksdk's config loader (it reads
 clouds.yaml and does the auth and catalog) straight to Glance's v2 API; this
 module adds what nova's Glance
 client wrapper does on top: bounded retries with backoff on connection-level
@@ -22,6 +22,8 @@ Private to the collection; not a public API.
 from __future__ import annotations
 
 import base64
+import importlib
+import importlib.util
 import re
 import time
 import traceback
@@ -29,17 +31,67 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils._imports import import_submodule
 
-SDK_IMPORT_ERROR = None
-try:
-    import openstack
-    from openstack import exceptions as sdk_exceptions
-    from keystoneauth1 import exceptions as ka_exceptions
-    import requests
-except ImportError:  # reported by the module through missing_required_lib
-    SDK_IMPORT_ERROR = traceback.format_exc()
+# The SDK is imported on first use of the cloud (``sdk()``), not here: a
+# module that needs no cloud never pays for it, and the import is the largest
+# part of a module's start-up. Whether it is installed is known without
+# importing it; an SDK that is installed but fails to import is reported on
+# first use with the traceback.
+HAS_SDK = importlib.util.find_spec('openstack') is not None
+SDK_IMPORT_ERROR = None if HAS_SDK else 'No module named openstack (openstacksdk is not installed).'
 
-HAS_SDK = SDK_IMPORT_ERROR is None
+_SDK = {}
+
+
+def sdk():
+    """The SDK pieces this module uses, imported on first call: ``config``
+    (openstack.config), ``sdk_exceptions``, ``ka_exceptions``, ``requests``.
+    Raises MissingLibraryError when they cannot be imported."""
+    if not HAS_SDK:
+        raise errors.MissingLibraryError(missing_required_lib('openstacksdk'), exception=SDK_IMPORT_ERROR)
+    if not _SDK:
+        try:
+            # Only the config loader of the SDK: see _imports for why.
+            config = import_submodule('openstack', 'config')
+            _SDK.update(
+                config=config,
+                sdk_exceptions=importlib.import_module('openstack.exceptions'),
+                ka_exceptions=importlib.import_module('keystoneauth1.exceptions'),
+                requests=importlib.import_module('requests'),
+            )
+        except ImportError:
+            raise errors.MissingLibraryError(missing_required_lib('openstacksdk'), exception=traceback.format_exc())
+    return _SDK
+
+
+class CloudConnection(object):
+    """What this collection uses of an openstacksdk Connection - the
+    keystoneauth session, the cloud config and catalog endpoints - made from
+    the SDK's config loader alone, without importing the rest of the SDK."""
+
+    def __init__(self, cloud_region):
+        self.config = cloud_region
+        self.session = cloud_region.get_session()
+
+    def endpoint_for(self, service_type, interface=None, region_name=None):
+        """The service's endpoint: a configured ``<service>_endpoint_override``
+        first, else the catalog's (as Connection.endpoint_for)."""
+        override = self.config.get_endpoint(service_type)
+        if override:
+            return override
+        return self.config.get_endpoint_from_catalog(service_type, interface=interface, region_name=region_name)
+
+    @property
+    def current_project_id(self):
+        """The project of the token (None for a domain- or unscoped token)."""
+        return self.session.get_project_id()
+
+
+def connect_cloud(**kwargs):
+    """A CloudConnection for ``openstack.connect``-style keyword arguments."""
+    return CloudConnection(sdk()['config'].get_cloud_region(**kwargs))
+
 
 # Options that belong inside ``cloud`` when ``cloud`` is given as a dict.
 _CONNECTION_OPTIONS = ('auth', 'auth_type', 'region_name', 'validate_certs', 'ca_cert',
@@ -176,12 +228,10 @@ class GlanceAPI(object):
         kwargs = connection_kwargs(params)
 
         def connect():
-            if not HAS_SDK:
-                raise errors.MissingLibraryError(
-                    missing_required_lib('openstacksdk'), exception=SDK_IMPORT_ERROR)
+            config_exception = sdk()['sdk_exceptions'].ConfigException
             try:
-                return openstack.connect(**kwargs)
-            except sdk_exceptions.ConfigException as exc:
+                return connect_cloud(**kwargs)
+            except config_exception as exc:
                 raise errors.CloudConfigError(
                     'Cannot configure the cloud connection: %s. Check the cloud name against your '
                     'clouds.yaml (OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack/clouds.yaml, '
@@ -206,7 +256,7 @@ class GlanceAPI(object):
             self._with_retries(self.conn.session.get_token, ('Keystone', self.auth_url), 'Authentication')
             try:
                 self._endpoint = self.conn.endpoint_for('image')
-            except ka_exceptions.EndpointNotFound as exc:
+            except sdk()['ka_exceptions'].EndpointNotFound as exc:
                 raise errors.CloudConfigError(
                     'The catalog of %s has no image (Glance) endpoint for this region/interface: %s. '
                     'Check region_name and interface.' % (self.auth_url, exc))
@@ -231,6 +281,8 @@ class GlanceAPI(object):
         reset, timeout, 502/503/504) with exponential backoff, as nova's
         client does; then one clear message naming the service and endpoint.
         """
+        ka_exceptions = sdk()['ka_exceptions']
+        sdk_exceptions = sdk()['sdk_exceptions']
         attempt = 0
         while True:
             try:
@@ -388,7 +440,7 @@ class GlanceAPI(object):
             self._with_retries(self.conn.session.get_token, ('Keystone', self.auth_url), 'Authentication')
             try:
                 endpoint = self.conn.endpoint_for('identity')
-            except ka_exceptions.EndpointNotFound:
+            except sdk()['ka_exceptions'].EndpointNotFound:
                 endpoint = None
             endpoint = (endpoint or self.auth_url).rstrip('/')
             self._identity_endpoint = endpoint if endpoint.endswith('/v3') else endpoint + '/v3'
@@ -476,7 +528,7 @@ class GlanceAPI(object):
             self._with_retries(self.conn.session.get_token, ('Keystone', self.auth_url), 'Authentication')
             try:
                 endpoint = self.conn.endpoint_for('key-manager')
-            except ka_exceptions.EndpointNotFound:
+            except sdk()['ka_exceptions'].EndpointNotFound:
                 endpoint = None
             if not endpoint:
                 raise errors.CloudConfigError(
@@ -543,4 +595,5 @@ def other_cloud_params(cloud, params):
 
 def stream_read_errors():
     """Exceptions a streaming body raises when the connection breaks."""
-    return (requests.exceptions.RequestException, ka_exceptions.ConnectionError)
+    libs = sdk()
+    return (libs['requests'].exceptions.RequestException, libs['ka_exceptions'].ConnectionError)

@@ -36,10 +36,13 @@ import subprocess
 import traceback
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils._imports import import_submodule
 
 OSLO_IMPORT_ERROR = None
 try:
-    from oslo_utils.imageutils import format_inspector
+    # Without oslo_utils.imageutils' __init__ and its qemu-img output parser,
+    # which is not used here (see _imports).
+    format_inspector = import_submodule('oslo_utils.imageutils', 'format_inspector')
 except ImportError:  # reported through errors.MissingLibraryError when needed
     format_inspector = None
     OSLO_IMPORT_ERROR = traceback.format_exc()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import importlib.util
 import logging
 import os
 import re
@@ -38,19 +39,39 @@ try:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-    from cursive import certificate_utils
-    from cursive import exception as cursive_exception
-    from cursive import signature_utils
 except ImportError:  # reported through errors.MissingLibraryError when needed
     CURSIVE_IMPORT_ERROR = traceback.format_exc()
+else:
+    # cursive itself is imported when a signature is checked (require_cursive):
+    # it brings oslo.log and oslo.config, a tenth of a second of every module
+    # run, which an unsigned image does not need.
+    if importlib.util.find_spec('cursive') is None:
+        CURSIVE_IMPORT_ERROR = 'No module named cursive (cursive is not installed).'
 
 HAS_CURSIVE = CURSIVE_IMPORT_ERROR is None
 
-if HAS_CURSIVE:
-    # cursive logs what it skips; the result and the messages say it instead.
-    for _name in ('cursive', 'castellan'):
-        logging.getLogger(_name).addHandler(logging.NullHandler())
-        logging.getLogger(_name).propagate = False
+# cursive logs what it skips; the result and the messages say it instead.
+for _name in ('cursive', 'castellan'):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
+    logging.getLogger(_name).propagate = False
+
+
+class _Cursive(object):
+    """cursive's modules (``certificate_utils``, ``exception``,
+    ``signature_utils``), imported by ``require_cursive()``."""
+
+    def __getattr__(self, name):
+        # Only reached before the import: every user calls require_cursive() first anyway.
+        if name.startswith('__'):
+            raise AttributeError(name)
+        require_cursive()
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise AttributeError(name)
+
+
+cursive = _Cursive()
 
 SIGNATURE = 'img_signature'
 HASH_METHOD = 'img_signature_hash_method'
@@ -65,10 +86,23 @@ _UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-f
 
 
 def require_cursive():
-    if not HAS_CURSIVE:
+    """Import cursive (once), or raise MissingLibraryError."""
+    error = CURSIVE_IMPORT_ERROR
+    if error is None and not cursive.__dict__:
+        try:
+            # pylint: disable=import-outside-toplevel  # see the imports above
+            from cursive import certificate_utils
+            from cursive import exception as cursive_exception
+            from cursive import signature_utils
+        except ImportError:
+            error = traceback.format_exc()
+        else:
+            cursive.__dict__.update(certificate_utils=certificate_utils, exception=cursive_exception,
+                                    signature_utils=signature_utils)
+    if error is not None or not HAS_CURSIVE:
         raise errors.MissingLibraryError(
             'The signature check needs the Python libraries cursive and cryptography on the host that '
-            'runs the module: pip install cursive.', exception=CURSIVE_IMPORT_ERROR)
+            'runs the module: pip install cursive.', exception=error or CURSIVE_IMPORT_ERROR)
 
 
 def _fail(what, text, **details):
@@ -194,7 +228,7 @@ def _trust_problem(cert, now):
         return 'not valid before %s' % cert.cert.not_valid_before_utc.isoformat()
     if now > cert.cert.not_valid_after_utc:
         return 'expired on %s' % cert.cert.not_valid_after_utc.isoformat()
-    if not certificate_utils.can_sign_certificates(cert.cert):
+    if not cursive.certificate_utils.can_sign_certificates(cert.cert):
         return 'not a CA (needs basic constraints CA:TRUE and key usage keyCertSign)'
     return None
 
@@ -218,13 +252,13 @@ def check_trust(certificate, trusted, what, now=None):
     if usage is not None and not usage.digital_signature:
         raise _fail(what, 'the signing certificate %s is not allowed to sign data: its key usage lacks '
                           'digitalSignature.' % certificate.label, certificate=certificate.describe())
-    context = certificate_utils.CertificateVerificationContext(
+    context = cursive.certificate_utils.CertificateVerificationContext(
         [(item.source, item.cert) for item in trusted],
         enforce_valid_dates=True, enforce_signing_extensions=True, enforce_path_length=True)
     try:
         context.update(cert)
         context.verify()
-    except cursive_exception.SignatureVerificationError as exc:
+    except cursive.exception.SignatureVerificationError as exc:
         notes = []
         for item in trusted:
             problem = _trust_problem(item, now)
@@ -249,14 +283,14 @@ class SignatureCheck(object):
         if self.hash_method_name not in HASH_METHOD_ALGOS:
             raise _fail(what, '%s is %r; supported: %s.'
                         % (HASH_METHOD, self.hash_method_name, ', '.join(sorted(HASH_METHOD_ALGOS))))
-        self.hash_method = signature_utils.get_hash_method(self.hash_method_name)
+        self.hash_method = cursive.signature_utils.get_hash_method(self.hash_method_name)
         self.digest_algo = HASH_METHOD_ALGOS[self.hash_method_name]
         try:
-            self.key_type = signature_utils.SignatureKeyType.lookup(self.key_type_name)
-        except cursive_exception.SignatureVerificationError:
+            self.key_type = cursive.signature_utils.SignatureKeyType.lookup(self.key_type_name)
+        except cursive.exception.SignatureVerificationError:
             raise _fail(what, '%s is %r; supported: %s.'
                         % (KEY_TYPE, self.key_type_name,
-                           ', '.join(sorted(signature_utils.SignatureKeyType.REGISTERED_TYPES))))
+                           ', '.join(sorted(cursive.signature_utils.SignatureKeyType.REGISTERED_TYPES))))
         self.public_key = certificate.cert.public_key()
         self._check_key_matches()
 

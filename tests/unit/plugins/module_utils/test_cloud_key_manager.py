@@ -84,7 +84,7 @@ def test_connection_is_made_on_first_use_only():
 
 
 def test_from_params_does_not_connect(monkeypatch):
-    monkeypatch.setattr(_cloud.openstack, 'connect', lambda **kwargs: pytest.fail('connected'))
+    monkeypatch.setattr(_cloud, 'connect_cloud', lambda **kwargs: pytest.fail('connected'))
     api = _cloud.GlanceAPI.from_params({'cloud': 'demo', 'interface': 'public', 'api_retries': 2})
     assert api.retries == 2
 
