@@ -38,15 +38,26 @@ def test_digest_consumers_run_by_pump_match_a_sequential_update():
     assert parallel.hexdigests() == sequential.hexdigests()
 
 
-def test_atomic_file_syncs_as_it_writes(tmp_path, monkeypatch):
-    synced = []
-    monkeypatch.setattr(transfer.os, 'fdatasync', synced.append)
-    with transfer.AtomicFile(str(tmp_path / 'dest'), sync_every=10) as target:
+def test_atomic_file_starts_writeback_as_it_writes(tmp_path, monkeypatch):
+    advised = []
+    monkeypatch.setattr(transfer.os, 'posix_fadvise', lambda fd, offset, length, advice: advised.append(
+        (offset, length, advice, len(os.pread(fd, 100, 0)))), raising=False)
+    with transfer.AtomicFile(str(tmp_path / 'dest'), writeback_every=10) as target:
         for chunk in (b'12345', b'678901', b'2', b'345678901'):
             target.write(chunk)
-        assert len(synced) == 2  # after 11 and after 10 more bytes
+        # After 11 and after 10 more bytes, each range once it is in the file.
+        assert advised == [(0, 11, os.POSIX_FADV_DONTNEED, 11), (11, 10, os.POSIX_FADV_DONTNEED, 21)]
         target.commit()
     assert (tmp_path / 'dest').read_bytes() == b'123456789012345678901'
+
+
+def test_atomic_file_writes_without_posix_fadvise(tmp_path, monkeypatch):
+    monkeypatch.delattr(transfer.os, 'posix_fadvise', raising=False)
+    with transfer.AtomicFile(str(tmp_path / 'dest'), writeback_every=4) as target:
+        for chunk in (b'12345', b'678901'):
+            target.write(chunk)
+        target.commit()
+    assert (tmp_path / 'dest').read_bytes() == b'12345678901'
 
 
 def test_unknown_hash_algorithm_is_a_clear_error():
