@@ -12,7 +12,8 @@ Not a test: it prints a table of times and ratios measured side by side on
 this machine, and can write it to a Markdown file. Run it through
 ``tests/run.sh bench`` (which starts the local cloud and sets
 OS_CLIENT_CONFIG_FILE and ANSIBLE_COLLECTIONS_PATH). ``--only fetch,verify``
-runs some parts (fetch, convert, verify); convert and verify need no cloud.
+runs some parts (fetch, upload, convert, verify); convert and verify need no
+cloud.
 
 verify: image_verify on a random raw file of --size MiB with every check -
 sha512 and md5 expected, an RSA-PSS signature (certificate in a PEM file)
@@ -27,6 +28,15 @@ fetch: a random image of --size MiB downloaded by image_fetch (an ad-hoc
 transfer time is shown too), by ``curl -o`` with a token obtained
 beforehand, by ``curl -o`` followed by ``sha512sum`` (what it takes to verify
 the download as image_fetch does), and by ``openstack image save``.
+
+upload: a random raw file of --size MiB uploaded by image_upload (an ad-hoc
+``ansible`` run that hashes the file while sending it; the digest cache is
+cleared first so the hash is really computed; the module's own upload time is
+shown too), by ``curl -T`` (a PUT to ``/v2/images/{id}/file`` of an image
+created beforehand, with a token obtained beforehand) and by ``openstack
+image create --file``; then image_upload's no-op re-run on the same file
+(content-idempotent: the cached digest matches Glance's, nothing is sent).
+Every image the benchmark creates is deleted again.
 
 convert: a qcow2 image of --size MiB virtual size (three quarters random
 data, one quarter never written) converted to raw by image_convert (an
@@ -51,6 +61,7 @@ import tempfile
 import time
 
 MIB = 1024 * 1024
+SETTLE_SECONDS = 1
 
 
 def make_random_file(path, size):
@@ -94,6 +105,7 @@ def timed(argv, env=None):
 
 
 MODULE_ONLY = 'image_fetch, transfer inside the module'
+FETCH_DURABLE = 'curl -o && sync FILE'
 
 
 def module_result(output):
@@ -114,6 +126,28 @@ def ansible_module(name, module_args):
             '-m', 'osimage.glance.%s' % name, '-a', json.dumps(module_args)]
 
 
+def direct_module_env(workdir):
+    """The environment for ``direct_module`` commands: the repository as the
+    osimage.glance collection on PYTHONPATH."""
+    collections = os.path.join(workdir, 'collections')
+    if not os.path.isdir(collections):
+        os.makedirs(os.path.join(collections, 'ansible_collections', 'osimage'))
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        os.symlink(repo, os.path.join(collections, 'ansible_collections', 'osimage', 'glance'))
+    return dict(os.environ, PYTHONPATH=collections)
+
+
+def direct_module(workdir, name, module_args, label):
+    """A module of the collection run directly, as Ansible runs it on the
+    target (python + the module + its arguments), without the controller's
+    start-up; run it with ``direct_module_env``."""
+    args_path = os.path.join(workdir, '%s.json' % label)
+    with open(args_path, 'w', encoding='utf-8') as fileobj:
+        json.dump({'ANSIBLE_MODULE_ARGS': module_args}, fileobj)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return [sys.executable, os.path.join(repo, 'plugins', 'modules', '%s.py' % name), args_path]
+
+
 def fetch_commands(args, image, token, endpoint, dest):
     curl = ['curl', '-sS', '-f', '-H', 'X-Auth-Token: %s' % token, '-o', dest,
             '%s/v2/images/%s/file' % (endpoint.rstrip('/'), image['id'])]
@@ -123,6 +157,8 @@ def fetch_commands(args, image, token, endpoint, dest):
                                                       'force': True}),
         'curl -o': curl,
         'curl -o && sha512sum': ['sh', '-c', '"$0" "$@" && sha512sum "%s" >/dev/null' % dest] + curl,
+        # image_fetch fsyncs before renaming into place; curl leaves the data in the page cache.
+        FETCH_DURABLE: synced(curl, dest),
         'openstack image save': [os.path.join(bindir, 'openstack'), '--os-cloud', args.cloud, 'image', 'save',
                                  '--file', dest, image['id']],
     }
@@ -146,6 +182,7 @@ def run_fetch(args, conn, workdir):
             for name, argv in commands.items():
                 if os.path.exists(dest):
                     os.unlink(dest)
+                settle()
                 elapsed, output = timed(argv)
                 if os.path.getsize(dest) != size:
                     raise RuntimeError('%s wrote %d bytes, expected %d' % (name, os.path.getsize(dest), size))
@@ -157,8 +194,155 @@ def run_fetch(args, conn, workdir):
         conn.image.delete('/images/%s' % image['id'])
 
 
+UPLOAD = 'image_upload (hash + upload)'
+UPLOAD_MODULE_ONLY = 'image_upload, upload inside the module'
+UPLOAD_NOOP = 'image_upload no-op re-run (same file)'
+UPLOAD_NOOP_DIRECT = 'image_upload no-op re-run, module run directly (no Ansible start-up)'
+ANSIBLE_PING = 'ansible -m ping (the start-up of any ad-hoc run)'
+CURL_PUT = 'curl -T (PUT to an image created beforehand)'
+OSC_CREATE = 'openstack image create --file'
+UPLOAD_PREFIX = 'osimage-bench-upload'
+
+
+def forget_digests(path):
+    """Remove image_upload's cached digests of ``path`` (extended
+    attributes ``user.osimage.*``), so the next upload hashes the file."""
+    for attr in os.listxattr(path):
+        if attr.startswith('user.osimage.'):
+            os.removexattr(path, attr)
+
+
+def delete_images(conn, images):
+    for image_id in images:
+        conn.image.delete('/images/%s' % image_id)
+
+
+def bench_images(conn, prefix):
+    """Ids of the images this run of the benchmark created (by name prefix)."""
+    found = conn.image.get('/images', params={'limit': 1000, 'owner': conn.current_project_id},
+                           raise_exc=True).json()['images']
+    return [image['id'] for image in found if (image.get('name') or '').startswith(prefix)]
+
+
+def create_empty_image(conn, name):
+    return conn.image.post('/images', json={'name': name, 'disk_format': 'raw', 'container_format': 'bare'},
+                           raise_exc=True).json()
+
+
+def upload_command(args, name, path):
+    return ansible_module('image_upload', {'cloud': args.cloud, 'name': name, 'filename': path,
+                                           'disk_format': 'raw', 'container_format': 'bare'})
+
+
+def check_uploaded(conn, image_id, size, sha512):
+    image = conn.image.get('/images/%s' % image_id, raise_exc=True).json()
+    if image.get('status') != 'active' or image.get('size') != size or image.get('os_hash_value') != sha512:
+        raise RuntimeError('image %s is %s with %s bytes and sha512 %s; expected active, %d bytes, %s'
+                           % (image_id, image.get('status'), image.get('size'), image.get('os_hash_value'), size,
+                              sha512))
+
+
+def run_upload(args, conn, workdir):
+    """Median seconds of image_upload (first run and no-op re-run), curl -T
+    and openstack image create on the same file, interleaved by round."""
+    # pylint: disable=import-outside-toplevel
+    import hashlib
+    size = args.size * MIB
+    source = os.path.join(workdir, 'upload.raw')
+    make_random_file(source, size)
+    digest = hashlib.sha512()
+    with open(source, 'rb') as fileobj:
+        for chunk in iter(lambda: fileobj.read(4 * MIB), b''):
+            digest.update(chunk)
+    sha512 = digest.hexdigest()
+    token = conn.session.get_token()
+    endpoint = conn.endpoint_for('image').rstrip('/')
+    bindir = os.path.dirname(sys.executable)
+    prefix = '%s-%d-' % (UPLOAD_PREFIX, os.getpid())
+    env = direct_module_env(workdir)
+    ping = [os.path.join(bindir, 'ansible'), 'localhost', '-c', 'local', '-i', 'localhost,',
+            '-e', 'ansible_python_interpreter=%s' % sys.executable, '-m', 'ping']
+    times = dict((name, []) for name in (UPLOAD, UPLOAD_NOOP, UPLOAD_NOOP_DIRECT, ANSIBLE_PING, CURL_PUT, OSC_CREATE,
+                                         UPLOAD_MODULE_ONLY))
+    try:
+        for round_number in range(args.rounds):
+            # image_upload: a new image, the file hashed while it is sent.
+            name = '%sansible-%d' % (prefix, round_number)
+            forget_digests(source)
+            settle()
+            elapsed, output = timed(upload_command(args, name, source))
+            result = module_result(output)
+            if not result.get('changed') or result.get('sha512') != sha512:
+                raise RuntimeError('image_upload did not upload %s: %s' % (source, result))
+            check_uploaded(conn, result['id'], size, sha512)
+            times[UPLOAD].append(elapsed)
+            times[UPLOAD_MODULE_ONLY].append(result['transfer']['seconds'])
+            # The same task again: the cached digest matches, nothing is sent.
+            settle()
+            elapsed, output = timed(upload_command(args, name, source))
+            result = module_result(output)
+            if result.get('changed') or 'transfer' in result:
+                raise RuntimeError('image_upload re-run was not a no-op: %s' % result)
+            times[UPLOAD_NOOP].append(elapsed)
+            module_args = {'cloud': args.cloud, 'name': name, 'filename': source, 'disk_format': 'raw',
+                           'container_format': 'bare'}
+            elapsed, output = timed(direct_module(workdir, 'image_upload', module_args, 'upload-noop'), env=env)
+            result = json.loads(output[output.index('{'):])
+            if result.get('failed') or result.get('changed') or 'transfer' in result:
+                raise RuntimeError('image_upload re-run (module run directly) was not a no-op: %s' % result)
+            times[UPLOAD_NOOP_DIRECT].append(elapsed)
+            elapsed, output = timed(ping)
+            times[ANSIBLE_PING].append(elapsed)
+            delete_images(conn, [result['id']])
+
+            image = create_empty_image(conn, '%scurl-%d' % (prefix, round_number))
+            settle()
+            elapsed, output = timed(['curl', '-sS', '-f', '-X', 'PUT', '-H', 'X-Auth-Token: %s' % token,
+                                     '-H', 'Content-Type: application/octet-stream', '-T', source,
+                                     # No "Expect: 100-continue" wait before the body (up to 1 s).
+                                     '-H', 'Expect:',
+                                     '%s/v2/images/%s/file' % (endpoint, image['id'])])
+            check_uploaded(conn, image['id'], size, sha512)
+            times[CURL_PUT].append(elapsed)
+            delete_images(conn, [image['id']])
+
+            name = '%sosc-%d' % (prefix, round_number)
+            settle()
+            elapsed, output = timed([os.path.join(bindir, 'openstack'), '--os-cloud', args.cloud, 'image', 'create',
+                                     '--disk-format', 'raw', '--container-format', 'bare', '--file', source,
+                                     '-f', 'value', '-c', 'id', name])
+            image_id = output.strip().splitlines()[-1]
+            check_uploaded(conn, image_id, size, sha512)
+            times[OSC_CREATE].append(elapsed)
+            delete_images(conn, [image_id])
+    finally:
+        delete_images(conn, bench_images(conn, prefix))
+        os.unlink(source)
+    return size, dict((name, statistics.median(values)) for name, values in times.items())
+
+
+def settle():
+    """Let the previous run's writeback and the deletion of its image (and
+    the discards of its file) finish, so that they do not slow this run."""
+    os.sync()
+    time.sleep(SETTLE_SECONDS)
+
+
+def upload_section(args, workdir):
+    if not shutil.which('curl'):
+        raise SystemExit('bench.py: curl is needed for the upload part')
+    import openstack  # pylint: disable=import-outside-toplevel  # only the cloud parts need the SDK
+    conn = openstack.connect(cloud=args.cloud)
+    size, medians = run_upload(args, conn, workdir)
+    targets = [
+        ('%s <= 1.15x %s' % (UPLOAD, CURL_PUT), medians[UPLOAD] <= 1.15 * medians[CURL_PUT]),
+        ('%s <= 0.2x %s' % (UPLOAD_NOOP, UPLOAD), medians[UPLOAD_NOOP] <= 0.2 * medians[UPLOAD]),
+    ]
+    return table('Upload: local file -> Glance', size, medians, CURL_PUT, targets,
+                 moves_no_data=(UPLOAD_NOOP, UPLOAD_NOOP_DIRECT, ANSIBLE_PING))
+
+
 CONVERT_MODULE_ONLY = 'image_convert, qemu-img inside the module'
-SETTLE_SECONDS = 1
 PLAIN_FILE = 'qemu-img convert -f qcow2 -O raw'
 # qemu-img's default cache mode for the output is "unsafe": it never flushes,
 # so the plain command returns with the data still in the page cache.
@@ -245,10 +429,7 @@ def run_convert(args, workdir, kind):
             for name, argv in commands.items():
                 if device is None and os.path.exists(dest):
                     os.unlink(dest)
-                # Let the previous run's writeback and the discards of the
-                # file just removed finish, so they do not slow this run.
-                os.sync()
-                time.sleep(SETTLE_SECONDS)
+                settle()
                 if args.cold:
                     drop_caches()
                 elapsed, output = timed(argv)
@@ -281,12 +462,14 @@ def convert_targets(medians, plain, durable=None):
     return targets
 
 
-def table(title, size, medians, reference, targets):
+def table(title, size, medians, reference, targets, moves_no_data=()):
+    """A Markdown table of the medians; rows named in ``moves_no_data`` (a
+    no-op, Ansible's start-up) get no MB/s."""
     lines = ['### %s (%d MiB, median of the rounds)' % (title, size // MIB), '',
              '| tool | seconds | MB/s | ratio to %s |' % reference, '|---|---:|---:|---:|']
     for name, seconds in medians.items():
-        row = (name, seconds, size / seconds / 1e6, seconds / medians[reference])
-        lines.append('| %s | %.2f | %.0f | %.2f |' % row)
+        rate = '-' if name in moves_no_data else '%.0f' % (size / seconds / 1e6)
+        lines.append('| %s | %.2f | %s | %.2f |' % (name, seconds, rate, seconds / medians[reference]))
     lines.append('')
     for text, ok in targets:
         lines.append('- target: %s: %s' % (text, 'met' if ok else 'NOT MET'))
@@ -303,6 +486,8 @@ def fetch_section(args, workdir):
         ('image_fetch <= 1.3x curl', medians['image_fetch'] <= 1.3 * medians['curl -o']),
         ('image_fetch <= 1.3x curl && sha512sum (the same verification)',
          medians['image_fetch'] <= 1.3 * medians['curl -o && sha512sum']),
+        ('image_fetch <= 1.3x %s (the same durability)' % FETCH_DURABLE,
+         medians['image_fetch'] <= 1.3 * medians[FETCH_DURABLE]),
         ('image_fetch >= 4x faster than openstack image save',
          medians['openstack image save'] >= 4 * medians['image_fetch']),
     ]
@@ -372,24 +557,15 @@ def run_verify(args, workdir):
         for chunk in iter(lambda: fileobj.read(4 * MIB), b''):
             for digest in digests.values():
                 digest.update(chunk)
-    # The module run directly, as Ansible runs it on the target (python + the module + its arguments).
-    collections = os.path.join(workdir, 'collections')
-    os.makedirs(os.path.join(collections, 'ansible_collections', 'osimage'))
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    os.symlink(repo, os.path.join(collections, 'ansible_collections', 'osimage', 'glance'))
-    env = dict(os.environ, PYTHONPATH=collections)
-    module = os.path.join(repo, 'plugins', 'modules', 'image_verify.py')
+    env = direct_module_env(workdir)
     commands = {}
     for hash_method in ('SHA-512', 'SHA-256'):
         module_args = dict(signed_properties(path, workdir, hash_method), path=path, hash_algo='sha512',
                            hash_value=digests['sha512'].hexdigest(), checksum=digests['md5'].hexdigest(),
                            disk_format='raw')
-        args_path = os.path.join(workdir, 'verify-%s.json' % hash_method)
-        with open(args_path, 'w', encoding='utf-8') as fileobj:
-            json.dump({'ANSIBLE_MODULE_ARGS': module_args}, fileobj)
         label = (VERIFY_MODULE_ONLY if hash_method == 'SHA-512'
                  else 'image_verify, module run directly, SHA-256 signature (a third digest)')
-        commands[label] = [sys.executable, module, args_path]
+        commands[label] = direct_module(workdir, 'image_verify', module_args, 'verify-%s' % hash_method)
         if hash_method == 'SHA-512':
             commands['image_verify (ad-hoc ansible run)'] = ansible_module('image_verify', module_args)
     commands['sha512sum'] = ['sha512sum', path]
@@ -418,7 +594,7 @@ def verify_section(args, workdir):
                  targets)
 
 
-SECTIONS = ('fetch', 'convert', 'verify')
+SECTIONS = ('fetch', 'upload', 'convert', 'verify')
 
 
 def sections_option(value):
@@ -451,6 +627,8 @@ def main(argv=None):
     try:
         if 'fetch' in args.only:
             sections.append(fetch_section(args, workdir))
+        if 'upload' in args.only:
+            sections.append(upload_section(args, workdir))
         if 'convert' in args.only:
             sections.extend(convert_sections(args, workdir))
         if 'verify' in args.only:
