@@ -67,3 +67,26 @@ def import_submodule(package, submodule):
         for loaded in [loaded for loaded in sys.modules if loaded == package or loaded.startswith(prefix)]:
             del sys.modules[loaded]
         return importlib.import_module(name)
+
+
+class LazyModule(object):
+    """A stand-in for a module that imports it on first attribute access, for
+    libraries only some runs need (cryptography's x509 and public-key modules
+    cost about 0.05 s and are used only for signed images). ``load()``
+    imports it now (ImportError when it cannot be imported)."""
+
+    def __init__(self, name):
+        self.__dict__['_lazy_name'] = name
+
+    def load(self):
+        return importlib.import_module(self.__dict__['_lazy_name'])
+
+    def __getattr__(self, attr):
+        if attr.startswith('__'):
+            raise AttributeError(attr)
+        return getattr(self.load(), attr)
+
+
+def lazy_module(name):
+    """``LazyModule(name)``."""
+    return LazyModule(name)

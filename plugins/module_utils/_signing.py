@@ -21,18 +21,27 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import traceback
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils._imports import lazy_module
+
+# Imported on first use (require_cryptography): only a run that signs needs
+# them, and they cost about 0.05 s of every module run.
+x509 = lazy_module('cryptography.x509')
+hashes = lazy_module('cryptography.hazmat.primitives.hashes')
+serialization = lazy_module('cryptography.hazmat.primitives.serialization')
+dsa = lazy_module('cryptography.hazmat.primitives.asymmetric.dsa')
+ec = lazy_module('cryptography.hazmat.primitives.asymmetric.ec')
+padding = lazy_module('cryptography.hazmat.primitives.asymmetric.padding')
+rsa = lazy_module('cryptography.hazmat.primitives.asymmetric.rsa')
+asym_utils = lazy_module('cryptography.hazmat.primitives.asymmetric.utils')
+_CRYPTOGRAPHY = (x509, hashes, serialization, dsa, ec, padding, rsa, asym_utils)
 
 CRYPTOGRAPHY_IMPORT_ERROR = None
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
-    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-except ImportError:  # reported through errors.MissingLibraryError when needed
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+if importlib.util.find_spec('cryptography') is None:
+    CRYPTOGRAPHY_IMPORT_ERROR = 'No module named cryptography (cryptography is not installed).'
 
 HAS_CRYPTOGRAPHY = CRYPTOGRAPHY_IMPORT_ERROR is None
 
@@ -53,10 +62,18 @@ def hashlib_name(method):
 
 
 def require_cryptography():
-    if not HAS_CRYPTOGRAPHY:
+    """Import cryptography's modules now, or raise MissingLibraryError."""
+    error = CRYPTOGRAPHY_IMPORT_ERROR
+    if error is None and HAS_CRYPTOGRAPHY:
+        try:
+            for module in _CRYPTOGRAPHY:
+                module.load()
+        except ImportError:
+            error = traceback.format_exc()
+    if error is not None or not HAS_CRYPTOGRAPHY:
         raise errors.MissingLibraryError(
             'Signing needs the Python library cryptography on the host that runs the module: '
-            'pip install cryptography.', exception=CRYPTOGRAPHY_IMPORT_ERROR)
+            'pip install cryptography.', exception=error or CRYPTOGRAPHY_IMPORT_ERROR)
 
 
 def _read(path, what):
@@ -152,7 +169,7 @@ class Signer(object):
         """The base64 signature (as Glance's ``img_signature``) over data whose
         ``algo`` digest is ``hexdigest``."""
         digest = bytes.fromhex(hexdigest)
-        prehashed = Prehashed(_hash_object(self.hash_method))
+        prehashed = asym_utils.Prehashed(_hash_object(self.hash_method))
         if self.key_type == 'RSA-PSS':
             signature = self.key.sign(
                 digest, padding.PSS(mgf=padding.MGF1(_hash_object(self.hash_method)),
