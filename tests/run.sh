@@ -112,7 +112,9 @@ integration() {
 # Role documentation first (cheap), then each role's scenario; a role without a scenario fails.
 # molecule runs from the role's directory (at a collection root it would look for extensions/molecule).
 molecule() {
-    local only=${1:-} role roles=() broken=() dir
+    local only=${1:-} role roles=() broken=() dir plain=()
+    # molecule colours its output even into a CI log (CI=true); keep logs plain text.
+    [[ -t 1 ]] || plain=(NO_COLOR=1)
     for dir in "$repo"/roles/*/; do
         [[ -d $dir ]] || continue
         role=$(basename "$dir")
@@ -136,7 +138,8 @@ molecule() {
         if [[ ! -f $repo/roles/$role/molecule/default/molecule.yml ]]; then
             echo "role $role has no molecule scenario (roles/$role/molecule/default/molecule.yml)" >&2
             broken+=("$role")
-        elif ! (cd "$repo/roles/$role" && PATH=$VENV/bin:$PATH "$VENV/bin/molecule" test); then
+        elif ! (cd "$repo/roles/$role" &&
+            env ${plain[@]+"${plain[@]}"} PATH="$VENV/bin:$PATH" "$VENV/bin/molecule" test); then
             broken+=("$role")
         fi
     done
@@ -145,7 +148,7 @@ molecule() {
         echo "molecule: failed: ${broken[*]}" >&2
         return 1
     fi
-    echo "molecule: ${#roles[@]} roles passed"
+    echo "molecule: ${#roles[@]} role(s) passed"
 }
 
 # Only called from demo_volume's EXIT trap, which shellcheck 0.9 does not see.
