@@ -340,7 +340,9 @@ INSPECT_CHUNK = 1024 * 1024
 # coroutines than qemu-img's 8 (-m 16), O_DIRECT reads of the source
 # (-T none) and copy offloading (-C, which also gives up zero detection, so
 # zeros would be written out) were not. Other formats are written in order
-# so that their clusters lie in order in the file.
+# so that their clusters lie in order in the file, and so that qcow2 output
+# (compressed too) is byte-identical from run to run: role volume_to_image's
+# idempotency (image_upload's content hash) depends on it.
 OUT_OF_ORDER = True
 COROUTINES = None
 # Extra room for the metadata of vmdk/vhd/vhdx/vdi (grain tables, BAT,
