@@ -10,6 +10,8 @@ a fake openstacksdk connection (the boundary)."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from keystoneauth1 import exceptions as ka_exceptions
@@ -137,3 +139,39 @@ def test_no_key_manager_in_the_catalog_is_a_config_error():
     api = _cloud.GlanceAPI(FakeConnection(catalog={'image': 'http://glance.test:9292'}))
     with pytest.raises(errors.CloudConfigError, match='no key-manager \\(Barbican\\) endpoint'):
         api.get_secret_payload(SECRET, 'Fetching')
+
+
+def test_connecting_leaves_the_ansiballz_payload_off_sys_path(monkeypatch):
+    """stevedore keys its entry-point cache by sys.path: the payload's
+    per-run path must not be part of it while the auth plugin is loaded."""
+    payload = '/tmp/ansible_image_fetch_payload_x/ansible_image_fetch_payload.zip'
+    monkeypatch.setattr(sys, 'path', ['/usr/lib/python3', payload, '/venv/site-packages'])
+    monkeypatch.setattr(_cloud, '_own_archive', lambda: payload)
+    seen = []
+
+    class FakeRegion(object):
+        def get_session(self):
+            seen.append(list(sys.path))
+            return 'session'
+
+    class FakeConfigModule(object):
+        @staticmethod
+        def get_cloud_region(**kwargs):
+            seen.append(list(sys.path))
+            return FakeRegion()
+
+    monkeypatch.setattr(_cloud, 'sdk', lambda: {'config': FakeConfigModule})
+    conn = _cloud.connect_cloud(cloud='demo')
+    assert conn.session == 'session'
+    assert seen == [['/usr/lib/python3', '/venv/site-packages']] * 2
+    assert sys.path == ['/usr/lib/python3', payload, '/venv/site-packages']
+
+
+def test_sys_path_is_restored_when_connecting_fails(monkeypatch):
+    payload = '/tmp/payload.zip'
+    monkeypatch.setattr(sys, 'path', [payload, '/venv/site-packages'])
+    with pytest.raises(RuntimeError):
+        with _cloud.payload_off_sys_path(payload):
+            assert payload not in sys.path
+            raise RuntimeError('refused')
+    assert sys.path == [payload, '/venv/site-packages']
