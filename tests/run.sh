@@ -109,6 +109,37 @@ integration() {
     ANSIBLE_TEST_PASSENV="$(compgen -v LOCALCLOUD_ | tr '\n' ' ')" "$repo/tests/ansible_test.sh" integration localcloud/
 }
 
+# The "changed" total of each check-mode step (molecule's `check`) in a molecule log, one per line.
+molecule_check_changes() {
+    awk '
+        { gsub(/\033\[[0-9;]*m/, ""); sub(/^[ \t]*\342\224\202[ \t]*/, "") }
+        /check(\]|:) Executing/ { in_check = 1; steps++; changed[steps] = 0; next }
+        in_check && /^localhost +: / && match($0, /changed=[0-9]+/) { changed[steps] += substr($0, RSTART + 8, RLENGTH - 8) }
+        in_check && /Executed: / { in_check = 0 }
+        END { for (i = 1; i <= steps; i++) print changed[i] }
+    ' "$1"
+}
+
+# The project's four steps, which molecule runs but does not judge in check mode: the check run on the
+# clean state must predict a change, the check run after convergence must predict none.
+molecule_check_mode_honest() {
+    local changes
+    mapfile -t changes < <(molecule_check_changes "$2")
+    if [[ ${#changes[@]} -ne 2 ]]; then
+        echo "molecule: $1: expected 2 check steps (before converge, after idempotence), found ${#changes[@]}" >&2
+        return 1
+    fi
+    echo "molecule: $1: check mode predicted changed=${changes[0]} before converge, changed=${changes[1]} after"
+    if [[ ${changes[0]} -eq 0 ]]; then
+        echo "molecule: $1: check mode on the clean state predicted no change (the converge then changed things)" >&2
+        return 1
+    fi
+    if [[ ${changes[1]} -ne 0 ]]; then
+        echo "molecule: $1: check mode after convergence predicted changed=${changes[1]}; it must predict none" >&2
+        return 1
+    fi
+}
+
 # Role documentation first (cheap), then each role's scenario; a role without a scenario fails.
 # molecule runs from the role's directory (at a collection root it would look for extensions/molecule).
 molecule() {
@@ -139,7 +170,9 @@ molecule() {
             echo "role $role has no molecule scenario (roles/$role/molecule/default/molecule.yml)" >&2
             broken+=("$role")
         elif ! (cd "$repo/roles/$role" &&
-            env ${plain[@]+"${plain[@]}"} PATH="$VENV/bin:$PATH" "$VENV/bin/molecule" test); then
+            env ${plain[@]+"${plain[@]}"} PATH="$VENV/bin:$PATH" "$VENV/bin/molecule" test 2>&1 |
+                tee "$output/molecule-$role.log"; exit "${PIPESTATUS[0]}") ||
+            ! molecule_check_mode_honest "$role" "$output/molecule-$role.log"; then
             broken+=("$role")
         fi
     done
