@@ -27,7 +27,9 @@ fetch: a random image of --size MiB downloaded by image_fetch (an ad-hoc
 ``ansible`` run, so Ansible's own start-up is included; the module's own
 transfer time is shown too), by ``curl -o`` with a token obtained
 beforehand, by ``curl -o`` followed by ``sha512sum`` (what it takes to verify
-the download as image_fetch does), and by ``openstack image save``.
+the download as image_fetch does), by ``curl -o`` followed by ``sync FILE``
+(image_fetch fsyncs before the rename: the same durability), and by
+``openstack image save``.
 
 upload: a random raw file of --size MiB uploaded by image_upload (an ad-hoc
 ``ansible`` run that hashes the file while sending it; the digest cache is
