@@ -133,11 +133,23 @@ _CONNECTION_OPTIONS = ('auth', 'auth_type', 'region_name', 'validate_certs', 'ca
 
 # HTTP statuses that mean "the service is there but cannot answer now": retried.
 _RETRY_STATUSES = (502, 503, 504)
+# A 500 is often transient too (a busy database: "database is locked"), but a
+# retry is only safe when repeating the request cannot do anything twice:
+# reads, and PUTs without a data body (PUT sets a state; a data body may be a
+# one-pass stream).
+_RETRY_STATUSES_SAFE = _RETRY_STATUSES + (500,)
 
 _UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
 _TAG_RE = re.compile(r'<[^>]+>')
 # Keystone project ids: uuid4 hex by default, with dashes from some backends.
 _PROJECT_ID_RE = re.compile(r'^[0-9a-fA-F]{32}$|^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$')
+
+
+def retry_statuses(method, kwargs):
+    """The statuses worth retrying for this request."""
+    if method in ('GET', 'HEAD') or (method == 'PUT' and 'data' not in kwargs):
+        return _RETRY_STATUSES_SAFE
+    return _RETRY_STATUSES
 
 
 def cloud_argument_spec():
@@ -310,10 +322,11 @@ class GlanceAPI(object):
         return endpoint if endpoint.endswith('/v2') else endpoint + '/v2'
 
     # -- the one retry loop -------------------------------------------------
-    def _with_retries(self, call, where, what):
+    def _with_retries(self, call, where, what, statuses=_RETRY_STATUSES):
         """Run ``call`` and retry it on connection-level failures (refused,
-        reset, timeout, 502/503/504) with exponential backoff, as nova's
-        client does; then one clear message naming the service and endpoint.
+        reset, timeout, 502/503/504; ``statuses`` may add 500) with
+        exponential backoff, as nova's client does; then one clear message
+        naming the service and endpoint.
         """
         ka_exceptions = sdk()['ka_exceptions']
         sdk_exceptions = sdk()['sdk_exceptions']
@@ -329,7 +342,7 @@ class GlanceAPI(object):
                 cause = str(exc)
             except (sdk_exceptions.HttpException, ka_exceptions.HttpError) as exc:
                 status = getattr(exc, 'status_code', None) or getattr(exc, 'http_status', None)
-                if status in _RETRY_STATUSES:
+                if status in statuses:
                     cause = 'HTTP %s' % status
                 else:
                     raise self._translate_http_exception(exc, status, where, what)
@@ -340,7 +353,7 @@ class GlanceAPI(object):
                     '(and clouds.yaml).' % (what, exc))
             else:
                 status = getattr(result, 'status_code', None)
-                if status not in _RETRY_STATUSES:
+                if status not in statuses:
                     return result
                 cause = 'HTTP %s %s' % (status, server_reason(result))
                 result.close()
@@ -369,7 +382,7 @@ class GlanceAPI(object):
             return self.conn.session.request(url, method, stream=stream, raise_exc=False,
                                              connect_retries=0, **kwargs)
 
-        response = self._with_retries(call, where, what)
+        response = self._with_retries(call, where, what, statuses=retry_statuses(method, kwargs))
         if response.status_code not in ok:
             reason = server_reason(response)
             response.close()
@@ -590,7 +603,7 @@ class GlanceAPI(object):
         def call():
             return self.conn.session.request(root + path, method, raise_exc=False, connect_retries=0, **kwargs)
 
-        response = self._with_retries(call, where, what)
+        response = self._with_retries(call, where, what, statuses=retry_statuses(method, kwargs))
         if response.status_code not in ok:
             reason = server_reason(response)
             response.close()

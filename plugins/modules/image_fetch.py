@@ -696,7 +696,9 @@ def ensure_file(job, result):
     params = module.params
     algo, expected = job.algo, job.expected
     parent = check_parent(dest)
-    before, rpass = inspect_dest(dest, image.get('size'), algo, None if params['force'] else job.verification)
+    # With force the old data is replaced anyway: hash it only when the diff shows it.
+    before_algo = algo if (not params['force'] or module.ansible._diff) else None
+    before, rpass = inspect_dest(dest, image.get('size'), before_algo, None if params['force'] else job.verification)
     up_to_date = (before is not None and algo is not None and not params['force']
                   and before.get(algo) == expected)
     after = dict(state='file', size=image.get('size'))

@@ -144,6 +144,33 @@ def test_a_503_then_success_returns_the_success():
     assert sleeps == [0.5]
 
 
+def test_a_500_on_a_read_is_retried():
+    conn = FakeConnection(responses=[FakeResponse(500, text='database is locked'),
+                                     FakeResponse(200, body={'images': []})])
+    api, sleeps = make_api(conn)
+    assert api.get_json('/images', 'Listing images') == {'images': []}
+    assert sleeps == [0.5]
+
+
+def test_a_500_on_a_put_without_data_is_retried():
+    conn = FakeConnection(responses=[FakeResponse(500, text='database is locked'), FakeResponse(200, body={})])
+    api, sleeps = make_api(conn)
+    api.request('PUT', '/images/x/members/y', 'Accepting', json={'status': 'accepted'})
+    assert len(conn.session.requests) == 2
+    assert sleeps == [0.5]
+
+
+def test_a_500_on_a_data_upload_or_post_is_not_retried():
+    # The body may be a one-pass stream, and a POST may have happened.
+    for method, kwargs in (('PUT', {'data': iter([b'x'])}), ('POST', {'json': {}})):
+        conn = FakeConnection(responses=[FakeResponse(500, text='boom'), FakeResponse(200, body={})])
+        api, sleeps = make_api(conn)
+        with pytest.raises(errors.OsimageError, match='boom'):
+            api.request(method, '/images/x/file', 'Uploading', **kwargs)
+        assert len(conn.session.requests) == 1
+        assert sleeps == []
+
+
 def test_keystone_down_is_named_as_keystone():
     down = ka_exceptions.ConnectFailure('Unable to establish connection to %s' % AUTH_URL)
     conn = FakeConnection(tokens=[down, down])
