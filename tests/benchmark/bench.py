@@ -12,8 +12,8 @@ Not a test: it prints a table of times and ratios measured side by side on
 this machine, and can write it to a Markdown file. Run it through
 ``tests/run.sh bench`` (which starts the local cloud and sets
 OS_CLIENT_CONFIG_FILE and ANSIBLE_COLLECTIONS_PATH). ``--only fetch,verify``
-runs some parts (fetch, upload, convert, verify); convert and verify need no
-cloud.
+runs some parts (fetch, upload, convert, verify, volume); convert and verify
+need no cloud.
 
 verify: image_verify on a random raw file of --size MiB with every check -
 sha512 and md5 expected, an RSA-PSS signature (certificate in a PEM file)
@@ -48,6 +48,18 @@ and onto a block device (a loop device with direct I/O to its backing file;
 needs root). For the device cinder adds ``-t none`` (direct I/O), so that is
 the plain command there. ``--sweep`` adds qemu-img option variants, the
 measurements image_convert's options were chosen by.
+
+volume: the role image_to_volume (playbooks/image_to_volume.yml run by
+``ansible-playbook``, so Ansible's start-up is included) writing an image of
+--size MiB of random data onto a loop device (needs root): a raw image against
+``curl | dd iflag=fullblock oflag=direct`` (a raw image streams straight onto
+the device), then the same disk as a qcow2 image against ``curl -o FILE &&
+qemu-img convert -f qcow2 -O raw -t none FILE DEVICE`` (cinder's way), and the
+role's no-op re-run of the raw image (it hashes the device). Every write starts
+with the device's first MiB zeroed (so the role's content check finds a
+difference and really writes), its buffer cache dropped and the previous
+writeback settled. A thread samples the bytes allocated by files under the
+role's temporary directory (and the peer's) every 20 ms and reports the peak.
 """
 
 from __future__ import annotations
@@ -55,11 +67,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 MIB = 1024 * 1024
@@ -88,8 +102,8 @@ def make_sparse_random_file(path, size):
         fileobj.truncate(size)
 
 
-def upload_image(conn, name, path):
-    image = conn.image.post('/images', json={'name': name, 'disk_format': 'raw', 'container_format': 'bare'},
+def upload_image(conn, name, path, disk_format='raw'):
+    image = conn.image.post('/images', json={'name': name, 'disk_format': disk_format, 'container_format': 'bare'},
                             raise_exc=True).json()
     with open(path, 'rb') as fileobj:
         conn.image.put('/images/%s/file' % image['id'], data=fileobj, raise_exc=True,
@@ -464,14 +478,19 @@ def convert_targets(medians, plain, durable=None):
     return targets
 
 
+def cell(text):
+    """``text`` for a Markdown table cell (a shell pipe is not a column)."""
+    return text.replace('|', '\\|')
+
+
 def table(title, size, medians, reference, targets, moves_no_data=()):
     """A Markdown table of the medians; rows named in ``moves_no_data`` (a
     no-op, Ansible's start-up) get no MB/s."""
     lines = ['### %s (%d MiB, median of the rounds)' % (title, size // MIB), '',
-             '| tool | seconds | MB/s | ratio to %s |' % reference, '|---|---:|---:|---:|']
+             '| tool | seconds | MB/s | ratio to %s |' % cell(reference), '|---|---:|---:|---:|']
     for name, seconds in medians.items():
         rate = '-' if name in moves_no_data else '%.0f' % (size / seconds / 1e6)
-        lines.append('| %s | %.2f | %s | %.2f |' % (name, seconds, rate, seconds / medians[reference]))
+        lines.append('| %s | %.2f | %s | %.2f |' % (cell(name), seconds, rate, seconds / medians[reference]))
     lines.append('')
     for text, ok in targets:
         lines.append('- target: %s: %s' % (text, 'met' if ok else 'NOT MET'))
@@ -596,7 +615,226 @@ def verify_section(args, workdir):
                  targets)
 
 
-SECTIONS = ('fetch', 'upload', 'convert', 'verify')
+VOLUME_RAW = 'image_to_volume, raw image (streamed onto the device)'
+VOLUME_NOOP = 'image_to_volume no-op re-run, raw image (hashes the device)'
+VOLUME_FETCH_DIRECT = 'image_fetch onto the device, module run directly (the role\'s data path, no Ansible)'
+VOLUME_FETCH_TRANSFER = 'image_fetch onto the device, transfer inside the module (after hashing the old content)'
+VOLUME_CURL_DD = 'curl | dd of=DEVICE bs=4M iflag=fullblock oflag=direct'
+VOLUME_QCOW2 = 'image_to_volume, qcow2 image (download, verify, convert)'
+VOLUME_CURL_CONVERT = 'curl -o FILE && qemu-img convert -f qcow2 -O raw -t none FILE DEVICE'
+PLAYBOOK_START = 'ansible-playbook, an empty play (the start-up of any playbook run)'
+# The role's closing debug message says what it did.
+ROLE_OUTCOME = re.compile(r'by (stream|convert):\s*(changed|already there, unchanged)')
+
+
+class TempPeak(object):
+    """The peak of the bytes allocated by the files under ``path``, sampled
+    by a thread every ``interval`` seconds while the ``with`` block runs."""
+
+    def __init__(self, path, interval=0.02):
+        self.path = path
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _allocated(self):
+        total = 0
+        for top, dirs, files in os.walk(self.path):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(top, name)).st_blocks * 512
+                except FileNotFoundError:
+                    pass  # removed between listing and looking
+        return total
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._allocated())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._allocated())
+
+
+def wipe_device(device):
+    """Zero the device's first MiB (so it no longer holds the image and a
+    content check stops at once) and drop its buffer cache (so a hashing read
+    comes from the device, not from memory)."""
+    subprocess.run(['dd', 'if=/dev/zero', 'of=%s' % device, 'bs=1M', 'count=1', 'oflag=direct', 'conv=fsync',
+                    'status=none'], check=True)
+    drop_device_cache(device)
+
+
+def drop_device_cache(device):
+    subprocess.run(['blockdev', '--flushbufs', device], check=True)
+
+
+def device_sha512(device, size):
+    # pylint: disable=import-outside-toplevel
+    import hashlib
+    digest = hashlib.sha512()
+    with open(device, 'rb') as fileobj:
+        left = size
+        while left:
+            chunk = fileobj.read(min(left, 4 * MIB))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+    drop_device_cache(device)
+    return digest.hexdigest()
+
+
+def role_command(args, image_id, device, temp_dir):
+    """ansible-playbook of the collection's playbook for the role."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    extra = {'image_to_volume_image': image_id, 'image_to_volume_volume': device,
+             'image_to_volume_cloud': args.cloud, 'image_to_volume_temp_dir': temp_dir}
+    return [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+            '-e', 'ansible_python_interpreter=%s' % sys.executable, '-e', json.dumps(extra),
+            os.path.join(repo, 'playbooks', 'image_to_volume.yml')]
+
+
+def role_outcome(output):
+    """``(method, changed)`` from the role's closing message."""
+    match = ROLE_OUTCOME.search(output)
+    if not match:
+        raise RuntimeError('image_to_volume said nothing about what it did:\n%s' % output[-3000:])
+    return match.group(1), match.group(2) == 'changed'
+
+
+def run_volume(args, conn, workdir):
+    """Median seconds of the role and its peers writing the same disk (raw
+    and qcow2 images) onto one loop device, interleaved by round; peak temp
+    bytes of each case."""
+    # pylint: disable=import-outside-toplevel
+    import hashlib
+    size = args.size * MIB
+    raw = os.path.join(workdir, 'volume-source.raw')
+    qcow2 = os.path.join(workdir, 'volume-source.qcow2')
+    make_random_file(raw, size)
+    digest = hashlib.sha512()
+    with open(raw, 'rb') as fileobj:
+        for chunk in iter(lambda: fileobj.read(4 * MIB), b''):
+            digest.update(chunk)
+    sha512 = digest.hexdigest()
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, qcow2], check=True)
+    prefix = 'osimage-bench-volume-%d-' % os.getpid()
+    role_temp = os.path.join(workdir, 'role-temp')
+    peer_temp = os.path.join(workdir, 'peer-temp')
+    os.mkdir(role_temp)
+    os.mkdir(peer_temp)
+    empty_play = os.path.join(workdir, 'empty-play.yml')
+    with open(empty_play, 'w', encoding='utf-8') as fileobj:
+        fileobj.write('- hosts: localhost\n  gather_facts: false\n  tasks: []\n')
+    bindir = os.path.dirname(sys.executable)
+    env = direct_module_env(workdir)
+    device = None
+    try:
+        images = {'raw': upload_image(conn, prefix + 'raw', raw),
+                  'qcow2': upload_image(conn, prefix + 'qcow2', qcow2, disk_format='qcow2')}
+        os.unlink(raw)
+        os.unlink(qcow2)
+        device = LoopDevice(os.path.join(workdir, 'volume.img'), size + 64 * MIB)
+        token = conn.session.get_token()
+        endpoint = conn.endpoint_for('image').rstrip('/')
+        urls = dict((kind, '%s/v2/images/%s/file' % (endpoint, image['id'])) for kind, image in images.items())
+        peer_file = os.path.join(peer_temp, 'image.qcow2')
+        commands = {
+            VOLUME_RAW: role_command(args, images['raw']['id'], device.path, role_temp),
+            VOLUME_NOOP: role_command(args, images['raw']['id'], device.path, role_temp),
+            VOLUME_FETCH_DIRECT: direct_module(workdir, 'image_fetch', {'cloud': args.cloud, 'image': images['raw']['id'],
+                                                                        'dest': device.path}, 'volume-fetch'),
+            # iflag=fullblock: a pipe returns short reads, and GNU dd gives up
+            # O_DIRECT at the first write that is not a whole block.
+            VOLUME_CURL_DD: ['bash', '-o', 'pipefail', '-c',
+                             'curl -sS -f -H "X-Auth-Token: $0" "$1" | dd of="$2" bs=4M iflag=fullblock oflag=direct '
+                             'status=none', token, urls['raw'], device.path],
+            VOLUME_QCOW2: role_command(args, images['qcow2']['id'], device.path, role_temp),
+            # cinder removes its temporary copy too.
+            VOLUME_CURL_CONVERT: ['bash', '-c',
+                                  'curl -sS -f -H "X-Auth-Token: $0" -o "$2" "$1" && '
+                                  'qemu-img convert -f qcow2 -O raw -t none "$2" "$3" && rm -f "$2"',
+                                  token, urls['qcow2'], peer_file, device.path],
+            PLAYBOOK_START: [os.path.join(bindir, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+                             '-e', 'ansible_python_interpreter=%s' % sys.executable, empty_play],
+        }
+        expected = {VOLUME_RAW: ('stream', True), VOLUME_NOOP: ('stream', False), VOLUME_QCOW2: ('convert', True)}
+        times = dict((name, []) for name in commands)
+        times[VOLUME_FETCH_TRANSFER] = []
+        peaks = dict((name, 0) for name in (VOLUME_RAW, VOLUME_NOOP, VOLUME_QCOW2, VOLUME_CURL_CONVERT))
+        for round_number in range(args.rounds):
+            for name, argv in commands.items():
+                if name == VOLUME_NOOP:
+                    # Right after VOLUME_RAW: the device holds the image.
+                    drop_device_cache(device.path)
+                elif name != PLAYBOOK_START:
+                    wipe_device(device.path)
+                settle()
+                with TempPeak(peer_temp if name == VOLUME_CURL_CONVERT else role_temp) as peak:
+                    elapsed, output = timed(argv, env=env if name == VOLUME_FETCH_DIRECT else None)
+                times[name].append(elapsed)
+                if name == VOLUME_FETCH_DIRECT:
+                    result = json.loads(output[output.index('{'):])
+                    if result.get('failed') or not result.get('changed'):
+                        raise RuntimeError('%s did not write the device: %s' % (name, result.get('msg')))
+                    times[VOLUME_FETCH_TRANSFER].append(result['transfer']['seconds'])
+                if name in peaks:
+                    peaks[name] = max(peaks[name], peak.peak)
+                if name in expected and role_outcome(output) != expected[name]:
+                    raise RuntimeError('%s: expected (method, changed) %s, got %s'
+                                       % (name, expected[name], role_outcome(output)))
+                if round_number == 0 and name in (VOLUME_RAW, VOLUME_FETCH_DIRECT, VOLUME_CURL_DD, VOLUME_QCOW2,
+                                                  VOLUME_CURL_CONVERT):
+                    if device_sha512(device.path, size) != sha512:
+                        raise RuntimeError('after %s the device does not hold the image' % name)
+        leftovers = os.listdir(role_temp) + os.listdir(peer_temp)
+        if leftovers:
+            raise RuntimeError('temporary files left behind: %s' % leftovers)
+        return size, dict((name, statistics.median(values)) for name, values in times.items()), peaks
+    finally:
+        if device is not None:
+            device.detach()
+        delete_images(conn, bench_images(conn, prefix))
+        for path in (raw, qcow2):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def volume_sections(args, workdir):
+    missing = [tool for tool in ('curl', 'qemu-img', 'losetup', 'blockdev', 'dd') if not shutil.which(tool)]
+    if os.geteuid() != 0 or missing:
+        return ['### Image to volume\n\nSkipped: needs root and %s.' % ', '.join(missing or ['losetup'])]
+    import openstack  # pylint: disable=import-outside-toplevel  # only the cloud parts need the SDK
+    conn = openstack.connect(cloud=args.cloud)
+    size, medians, peaks = run_volume(args, conn, workdir)
+    raw_names = (VOLUME_RAW, VOLUME_NOOP, VOLUME_FETCH_DIRECT, VOLUME_FETCH_TRANSFER, VOLUME_CURL_DD, PLAYBOOK_START)
+    raw_rows = dict((name, medians[name]) for name in raw_names)
+    raw_targets = [
+        ('%s <= 1.3x %s' % (VOLUME_RAW, VOLUME_CURL_DD), medians[VOLUME_RAW] <= 1.3 * medians[VOLUME_CURL_DD]),
+        ('no temporary bytes for a raw image (peak %d)' % peaks[VOLUME_RAW], peaks[VOLUME_RAW] == 0),
+    ]
+    qcow2_rows = dict((name, medians[name]) for name in (VOLUME_QCOW2, VOLUME_CURL_CONVERT))
+    temp_lines = [
+        '', 'Peak temporary bytes (allocated by files under the temporary directory, sampled every 20 ms):', '',
+        '| run | peak temp bytes |', '|---|---:|']
+    temp_lines += ['| %s | %d |' % (cell(name), peaks[name]) for name in peaks]
+    return [
+        table('Image to volume: raw image -> block device (loop device)', size, raw_rows, VOLUME_CURL_DD,
+              raw_targets, moves_no_data=(VOLUME_NOOP, PLAYBOOK_START)),
+        table('Image to volume: qcow2 image -> raw on a block device (loop device)', size, qcow2_rows,
+              VOLUME_CURL_CONVERT, [], moves_no_data=()) + '\n'.join(temp_lines),
+    ]
+
+
+SECTIONS = ('fetch', 'upload', 'convert', 'verify', 'volume')
 
 
 def sections_option(value):
@@ -635,6 +873,8 @@ def main(argv=None):
             sections.extend(convert_sections(args, workdir))
         if 'verify' in args.only:
             sections.append(verify_section(args, workdir))
+        if 'volume' in args.only:
+            sections.extend(volume_sections(args, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     options = ['--size %d' % args.size, '--rounds %d' % args.rounds]
