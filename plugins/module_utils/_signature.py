@@ -31,21 +31,14 @@ import re
 import traceback
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils._imports import lazy_module
+from ansible_collections.osimage.glance.plugins.module_utils import _crypto
+from ansible_collections.osimage.glance.plugins.module_utils._crypto import asym_utils, dsa, ec, hashes, padding, rsa, x509
+from ansible_collections.osimage.glance.plugins.module_utils._crypto import exceptions as crypto_exceptions
 
 # cryptography and cursive are imported when a signature is checked
 # (require_cursive): cursive brings oslo.log and oslo.config, and
 # cryptography's x509 and public-key modules add more; about 0.15 s of every
 # module run, which an unsigned image does not need.
-crypto_exceptions = lazy_module('cryptography.exceptions')
-x509 = lazy_module('cryptography.x509')
-hashes = lazy_module('cryptography.hazmat.primitives.hashes')
-dsa = lazy_module('cryptography.hazmat.primitives.asymmetric.dsa')
-ec = lazy_module('cryptography.hazmat.primitives.asymmetric.ec')
-padding = lazy_module('cryptography.hazmat.primitives.asymmetric.padding')
-rsa = lazy_module('cryptography.hazmat.primitives.asymmetric.rsa')
-asym_utils = lazy_module('cryptography.hazmat.primitives.asymmetric.utils')
-_CRYPTOGRAPHY = (crypto_exceptions, x509, hashes, dsa, ec, padding, rsa, asym_utils)
 
 CURSIVE_IMPORT_ERROR = None
 for _name in ('cryptography', 'cursive'):
@@ -93,9 +86,9 @@ def require_cursive():
     """Import cursive (once), or raise MissingLibraryError."""
     error = CURSIVE_IMPORT_ERROR
     if error is None and not cursive.__dict__:
+        error = _crypto.load()
+    if error is None and not cursive.__dict__:
         try:
-            for module in _CRYPTOGRAPHY:
-                module.load()
             # pylint: disable=import-outside-toplevel  # see the imports above
             from cursive import certificate_utils
             from cursive import exception as cursive_exception

@@ -21,29 +21,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
-import traceback
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils._imports import lazy_module
-
-# Imported on first use (require_cryptography): only a run that signs needs
-# them, and they cost about 0.05 s of every module run.
-x509 = lazy_module('cryptography.x509')
-hashes = lazy_module('cryptography.hazmat.primitives.hashes')
-serialization = lazy_module('cryptography.hazmat.primitives.serialization')
-dsa = lazy_module('cryptography.hazmat.primitives.asymmetric.dsa')
-ec = lazy_module('cryptography.hazmat.primitives.asymmetric.ec')
-padding = lazy_module('cryptography.hazmat.primitives.asymmetric.padding')
-rsa = lazy_module('cryptography.hazmat.primitives.asymmetric.rsa')
-asym_utils = lazy_module('cryptography.hazmat.primitives.asymmetric.utils')
-_CRYPTOGRAPHY = (x509, hashes, serialization, dsa, ec, padding, rsa, asym_utils)
-
-CRYPTOGRAPHY_IMPORT_ERROR = None
-if importlib.util.find_spec('cryptography') is None:
-    CRYPTOGRAPHY_IMPORT_ERROR = 'No module named cryptography (cryptography is not installed).'
-
-HAS_CRYPTOGRAPHY = CRYPTOGRAPHY_IMPORT_ERROR is None
+from ansible_collections.osimage.glance.plugins.module_utils import _crypto
+from ansible_collections.osimage.glance.plugins.module_utils._crypto import asym_utils, dsa, ec, hashes, padding, rsa, serialization, x509
 
 HASH_METHODS = ('SHA-224', 'SHA-256', 'SHA-384', 'SHA-512')
 KEY_TYPES = ('RSA-PSS', 'ECC', 'DSA')
@@ -63,17 +44,11 @@ def hashlib_name(method):
 
 def require_cryptography():
     """Import cryptography's modules now, or raise MissingLibraryError."""
-    error = CRYPTOGRAPHY_IMPORT_ERROR
-    if error is None and HAS_CRYPTOGRAPHY:
-        try:
-            for module in _CRYPTOGRAPHY:
-                module.load()
-        except ImportError:
-            error = traceback.format_exc()
-    if error is not None or not HAS_CRYPTOGRAPHY:
+    error = _crypto.load()
+    if error is not None:
         raise errors.MissingLibraryError(
             'Signing needs the Python library cryptography on the host that runs the module: '
-            'pip install cryptography.', exception=error or CRYPTOGRAPHY_IMPORT_ERROR)
+            'pip install cryptography.', exception=error)
 
 
 def _read(path, what):
