@@ -252,8 +252,8 @@ case "${subcommand}" in
         if ! command -v shellcheck >/dev/null 2>&1; then
             if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
                 log "installing shellcheck with apt-get (output: ${log_file})"
-                quietly apt-get update
-                quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends shellcheck
+                quietly apt-get -o "DPkg::Lock::Timeout=${APT_LOCK_TIMEOUT:-600}" update
+                quietly env DEBIAN_FRONTEND=noninteractive apt-get -o "DPkg::Lock::Timeout=${APT_LOCK_TIMEOUT:-600}" install -y --no-install-recommends shellcheck
             else
                 # Without the binary ansible-test would only warn and skip it; say so loudly.
                 log "WARNING: shellcheck is not installed and cannot be installed here; skipping the shellcheck sanity test"

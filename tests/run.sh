@@ -2,13 +2,18 @@
 # The one entry point for setting up and testing osimage.glance on a fresh Debian machine.
 #
 # Usage: tests/run.sh [COMMAND]
-#   all          (default) setup, then the unit, ee, sanity, integration and molecule tests, then the
-#                demo; ends with a "stages: N passed, N failed" line and fails if any stage failed
+#   all          (default) setup, then the unit, ee, sanity, integration, molecule and gates stages, then
+#                the demo; ends with a table of the stages (result and time) and a "stages: N passed,
+#                N failed" line, and fails if any stage failed
 #   setup        system packages, the dev venv (.venv) and the local cloud (started)
 #   unit         unit tests (ansible-test units)
 #   ee           the AWX execution environment: ansible-builder renders its build context into
 #                tests/output/ee/context (offline, no container engine) and tests/ee checks it
-#   sanity       ansible-test sanity, no ignore file
+#   sanity [VERSION]  ansible-test sanity, no ignore file, on every ansible-core of SANITY_CORES (the
+#                oldest meta/runtime.yml admits, the dev venv's and the newest), or on VERSION only
+#   gates        what Galaxy and Automation Hub apply to an upload: ansible-lint (production profile),
+#                antsibull-docs lint-collection-docs --plugin-docs, antsibull-changelog lint, and
+#                galaxy-importer on the built tarball; any error or warning fails the stage
 #   integration  integration targets against the local cloud (ansible-test integration)
 #   molecule [ROLE]  every role's documentation (ansible-doc -t role) and molecule scenario
 #                (roles/ROLE/molecule/default) on localhost against the local cloud
@@ -19,7 +24,8 @@
 #   stop         stop the local cloud
 #
 # Environment: VENV (dev venv, default <repo>/.venv), LOCALCLOUD_* (see tests/localcloud/localcloud.sh),
-# OSIMAGE_KEEP_CLOUD=1 keeps the local cloud running after "all".
+# OSIMAGE_KEEP_CLOUD=1 keeps the local cloud running after "all", APT_LOCK_TIMEOUT (seconds to wait
+# for another apt or dpkg, default 600), SANITY_CORES (ansible-core:python pairs for sanity).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -30,6 +36,66 @@ output=$repo/tests/output
 mkdir -p "$output"
 
 say() { printf '\n=== %s\n' "$*"; }
+
+# ansible-core versions (and the Python each runs on) that sanity covers: the oldest meta/runtime.yml's
+# requires_ansible admits, the dev venv's (tests/requirements.txt), and the newest (2.20+ needs 3.12+).
+SANITY_CORES=${SANITY_CORES:-"2.16.19:3.11 2.19.14:3.11 2.21.5:3.13"}
+
+# The locks apt and dpkg hold while they run (unattended-upgrades on a fresh VM, for one).
+APT_LOCKS=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock)
+
+# Prints which process holds an apt or dpkg lock and succeeds; fails when all are free. Asks with
+# F_GETLK, which only looks: taking the lock to test it could make a starting apt fail.
+apt_lock_holder() {
+    python3 - "${APT_LOCKS[@]}" <<'EOF'
+import fcntl
+import os
+import struct
+import sys
+
+for path in sys.argv[1:]:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        continue
+    try:
+        query = struct.pack('hhqqi4x', fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        kind, _, _, _, pid = struct.unpack('hhqqi4x', fcntl.fcntl(fd, fcntl.F_GETLK, query))
+    finally:
+        os.close(fd)
+    if kind != fcntl.F_UNLCK:
+        try:
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                command = f.read().replace(b'\0', b' ').decode(errors='replace').strip()
+        except OSError:
+            command = '?'
+        print('%s is held by process %d (%s)' % (path, pid, command))
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+
+# Waits (at most APT_LOCK_TIMEOUT seconds) until no other apt or dpkg runs; fails with what to do.
+wait_for_apt() {
+    local timeout=${APT_LOCK_TIMEOUT:-600} waited=0 holder
+    while holder=$(apt_lock_holder); do
+        if [[ $waited -ge $timeout ]]; then
+            echo "run.sh: apt is still busy after ${timeout}s: $holder. Let it finish (or stop it) and run" \
+                "tests/run.sh again; APT_LOCK_TIMEOUT=SECONDS waits longer." >&2
+            return 1
+        fi
+        if [[ $((waited % 30)) -eq 0 ]]; then
+            echo "run.sh: waiting for apt: $holder (${waited}s of at most ${timeout}s)"
+        fi
+        sleep 5
+        waited=$((waited + 5))
+    done
+}
+
+# apt-get, after waiting for another apt; its own lock timeout covers the moment between the two.
+apt_get() {
+    wait_for_apt && apt-get -o "DPkg::Lock::Timeout=${APT_LOCK_TIMEOUT:-600}" "$@"
+}
 
 system_packages() {
     local missing=()
@@ -42,23 +108,58 @@ system_packages() {
             echo "run.sh: missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2
             return 1
         fi
-        say "apt-get install ${missing[*]}"
-        apt-get update -qq >"$output/apt.log" 2>&1
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$output/apt.log" 2>&1 ||
+        say "apt-get install ${missing[*]} (log: $output/apt.log)"
+        { apt_get update -qq >"$output/apt.log" 2>&1 &&
+            DEBIAN_FRONTEND=noninteractive apt_get install -y -qq "${missing[@]}" >>"$output/apt.log" 2>&1; } ||
             { tail -n 30 "$output/apt.log" >&2; return 1; }
     fi
 }
 
-dev_venv() {
-    local stamp=$VENV/.osimage-requirements
-    if [[ -x $VENV/bin/python ]] && cmp -s "$repo/tests/requirements.txt" "$stamp"; then
+# A venv at $1 made by $2 (a python) with the packages of $3 (a requirements file) or of the words
+# after it; left alone when it already holds them. Shows each package as pip takes it; the full
+# output goes to $output/venv-<name>.log.
+make_venv() {
+    local venv=$1 python=$2 want log what
+    shift 2
+    if [[ -f $1 ]]; then
+        want=$(cat "$1") what=${1#"$repo"/}
+    else
+        want=$(printf '%s\n' "$@") what="$*"
+    fi
+    if [[ -x $venv/bin/python ]] && [[ $want == "$(cat "$venv/.osimage-requirements" 2>/dev/null)" ]]; then
         return 0
     fi
-    say "dev venv $VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q -r "$repo/tests/requirements.txt" >"$output/venv.log" 2>&1 ||
-        { tail -n 30 "$output/venv.log" >&2; return 1; }
-    cp "$repo/tests/requirements.txt" "$stamp"
+    log=$output/venv-$(basename "$venv" | sed 's/^\.//').log
+    say "venv $venv: installing $what (log: $log)"
+    rm -rf "$venv"
+    "$python" -m venv "$venv" >"$log" 2>&1 &&
+        "$venv/bin/pip" install --disable-pip-version-check --progress-bar off -r /dev/stdin <<<"$want" 2>&1 |
+        tee -a "$log" | grep --line-buffered -E '^(Collecting|Successfully installed)' |
+            sed -u -e 's/ (from .*//' -e 's/^Collecting /  collecting /' -e 's/^Successfully installed /  installed: /'
+    if [[ ${PIPESTATUS[0]} -ne 0 ]]; then
+        tail -n 30 "$log" >&2
+        echo "run.sh: could not make the venv $venv; see $log" >&2
+        return 1
+    fi
+    printf '%s' "$want" >"$venv/.osimage-requirements"
+}
+
+dev_venv() { make_venv "$VENV" python3 "$repo/tests/requirements.txt"; }
+
+gates_venv() { make_venv "$repo/.venv-gates" python3 "$repo/tests/requirements-gates.txt"; }
+
+# The python3.X for sanity on a newer ansible-core: on PATH, or pyenv's.
+find_python() {
+    local found candidate
+    found=$(command -v "python$1" 2>/dev/null) || true
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$1".*/bin/"python$1"; do
+        [[ -n $found || ! -x $candidate ]] || found=$candidate
+    done
+    if [[ -z $found ]]; then
+        echo "run.sh: python$1 is needed for sanity on ansible-core $2; install it (pyenv install $1) or set SANITY_CORES" >&2
+        return 1
+    fi
+    echo "$found"
 }
 
 cloud_up() {
@@ -81,7 +182,42 @@ setup() { system_packages && dev_venv && cloud_up; }
 
 unit() { "$repo/tests/ansible_test.sh" units; }
 
-sanity() { "$repo/tests/ansible_test.sh" sanity; }
+# ansible-test sanity on each ansible-core of SANITY_CORES (or only the one given), each in a venv of
+# its own (.venv-core-VERSION) except the dev venv's version.
+sanity() {
+    local only=${1:-} pair core python venv passed=() failed=() ran=0
+    for pair in $SANITY_CORES; do
+        core=${pair%%:*} python=${pair#*:}
+        if [[ -n $only && $core != "$only" && $core != "$only".* ]]; then
+            continue
+        fi
+        ran=$((ran + 1))
+        if grep -qx "ansible-core==$core" "$repo/tests/requirements.txt"; then
+            venv=$VENV
+        else
+            venv=$repo/.venv-core-$core
+            if ! python=$(find_python "$python" "$core") || ! make_venv "$venv" "$python" "ansible-core==$core"; then
+                failed+=("$core")
+                continue
+            fi
+        fi
+        say "ansible-test sanity on ansible-core $core (python ${pair#*:})"
+        if VENV=$venv ANSIBLE_TEST_PYTHON=${pair#*:} "$repo/tests/ansible_test.sh" sanity; then
+            passed+=("$core")
+        else
+            failed+=("$core")
+        fi
+    done
+    if [[ $ran -eq 0 ]]; then
+        echo "run.sh: no ansible-core '$only' in SANITY_CORES ($SANITY_CORES)" >&2
+        return 2
+    fi
+    if [[ ${#failed[@]} -gt 0 ]]; then
+        echo "sanity: failed on ansible-core ${failed[*]}" >&2
+        return 1
+    fi
+    echo "sanity: passed on ansible-core ${passed[*]}"
+}
 
 # The AWX execution environment's build context, rendered the way a user does before `podman build`
 # (collection tarball, then ansible-builder create; no container engine, no network), then checked.
@@ -236,7 +372,61 @@ demo_volume() (
 demo() {
     cloud_up && collections_path && demo_volume &&
     say "ansible-playbook playbooks/demo_fetch.yml" &&
-    "$VENV/bin/ansible-playbook" "$repo/playbooks/demo_fetch.yml"
+    "$VENV/bin/ansible-playbook" "$repo/playbooks/demo_fetch.yml" &&
+    echo "demo: proven: a qcow2 image in Glance was written onto a loop device and holds the image's disk" \
+        "(qemu-img compare), a second run changed nothing, and image_fetch downloaded a verified image twice," \
+        "the second time changing nothing"
+}
+
+# One gate: runs the command with its output in $output/gates/NAME.log and fails when it fails; with
+# --no-warnings also when its output has an "ERROR:" or "WARNING:" line (galaxy-importer reports
+# both and still exits 0).
+gate() {
+    local strict=0 name log
+    if [[ $1 == --no-warnings ]]; then
+        strict=1
+        shift
+    fi
+    name=$1 log=$output/gates/$1.log
+    shift
+    echo "gate: $name"
+    if ! "$@" >"$log" 2>&1 || { [[ $strict -eq 1 ]] && grep -qE '^(ERROR|WARNING):' "$log"; }; then
+        tail -n 60 "$log" >&2
+        echo "gate $name FAILED (log: $log)" >&2
+        return 1
+    fi
+}
+
+# The collection as Galaxy sees it: the tarball ansible-galaxy builds from this repository.
+built_tarball() {
+    rm -rf "$output/gates/build" && mkdir -p "$output/gates/build" &&
+        "$VENV/bin/ansible-galaxy" collection build --output-path "$output/gates/build" "$repo" >/dev/null &&
+        ls "$output/gates/build"/*.tar.gz
+}
+
+gates() {
+    local failed=() tarball bin=$repo/.venv-gates/bin
+    mkdir -p "$output/gates"
+    gates_venv && collections_path || return 1
+    (cd "$repo" && gate ansible-lint env PATH="$bin:$PATH" "$bin/ansible-lint" --profile production --offline --nocolor) ||
+        failed+=(ansible-lint)
+    (cd "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/osimage/glance" &&
+        gate antsibull-docs env PATH="$bin:$PATH" "$bin/antsibull-docs" lint-collection-docs --plugin-docs .) ||
+        failed+=(antsibull-docs)
+    (cd "$repo" && gate antsibull-changelog "$bin/antsibull-changelog" lint) || failed+=(antsibull-changelog)
+    if tarball=$(built_tarball); then
+        (cd "$output/gates" && gate --no-warnings galaxy-importer env PATH="$bin:$PATH" \
+            GALAXY_IMPORTER_CONFIG="$repo/tests/galaxy-importer.cfg" "$bin/python" -m galaxy_importer.main "$tarball") ||
+            failed+=(galaxy-importer)
+    else
+        echo "gates: ansible-galaxy collection build failed" >&2
+        failed+=(build)
+    fi
+    if [[ ${#failed[@]} -gt 0 ]]; then
+        echo "gates: failed: ${failed[*]}" >&2
+        return 1
+    fi
+    echo "gates: ansible-lint (production), antsibull-docs, antsibull-changelog and galaxy-importer passed on $(basename "$tarball")"
 }
 
 bench() {
@@ -246,30 +436,41 @@ bench() {
 }
 
 all() {
-    local passed=0 failed=0 stage
-    setup
-    for stage in unit ee sanity integration molecule demo; do
+    local npassed=0 nfailed=0 stage start seconds result rows=()
+    for stage in setup unit ee sanity integration molecule gates demo; do
         say "stage: $stage"
-        if "$stage"; then
-            passed=$((passed + 1))
+        start=$SECONDS
+        if [[ $stage != setup && ${rows[0]} == *FAILED* ]]; then
+            result="skipped (setup failed)"
+            nfailed=$((nfailed + 1))
+        elif "$stage"; then
+            result=passed
+            npassed=$((npassed + 1))
         else
-            failed=$((failed + 1))
+            result=FAILED
+            nfailed=$((nfailed + 1))
             echo "stage $stage FAILED" >&2
         fi
+        seconds=$((SECONDS - start))
+        rows+=("$(printf '%-12s %-24s %3dm%02ds' "$stage" "$result" $((seconds / 60)) $((seconds % 60)))")
     done
     if [[ ${OSIMAGE_KEEP_CLOUD:-0} != 1 ]]; then
         "$LOCALCLOUD_SCRIPT" stop || true
     fi
     echo
-    echo "stages: $passed passed, $failed failed"
-    [[ $failed -eq 0 ]]
+    printf '%-12s %-24s %s\n' stage result time
+    printf '%s\n' "${rows[@]}"
+    echo "stages: $npassed passed, $nfailed failed (${SECONDS}s in all)"
+    [[ $nfailed -eq 0 ]]
 }
 
 command=${1:-all}
 case "$command" in
     all) all ;;
     setup) setup ;;
-    unit | sanity | ee) dev_venv && "$command" ;;
+    unit | ee) dev_venv && "$command" ;;
+    sanity) dev_venv && sanity "${2:-}" ;;
+    gates) dev_venv && gates ;;
     integration | demo | bench) system_packages && dev_venv && "$command" ;;
     molecule) system_packages && dev_venv && molecule "${2:-}" ;;
     stop) "$LOCALCLOUD_SCRIPT" stop ;;
