@@ -9,8 +9,8 @@
 #   unit         unit tests (ansible-test units)
 #   ee           the AWX execution environment: ansible-builder renders its build context into
 #                tests/output/ee/context (offline, no container engine) and tests/ee checks it
-#   sanity [VERSION]  ansible-test sanity, no ignore file, on every ansible-core of SANITY_CORES (the
-#                oldest meta/runtime.yml admits, the dev venv's and the newest), or on VERSION only
+#   sanity [VERSION]  ansible-test sanity, no ignore file, on every ansible-core of SANITY_CORES (each
+#                minor release meta/runtime.yml admits, 2.16 to 2.21), or on VERSION only
 #   gates        what Galaxy and Automation Hub apply to an upload: ansible-lint (production profile),
 #                antsibull-docs lint-collection-docs --plugin-docs, antsibull-changelog lint, and
 #                galaxy-importer on the built tarball; any error or warning fails the stage
@@ -37,9 +37,10 @@ mkdir -p "$output"
 
 say() { printf '\n=== %s\n' "$*"; }
 
-# ansible-core versions (and the Python each runs on) that sanity covers: the oldest meta/runtime.yml's
-# requires_ansible admits, the dev venv's (tests/requirements.txt), and the newest (2.20+ needs 3.12+).
-SANITY_CORES=${SANITY_CORES:-"2.16.19:3.11 2.19.14:3.11 2.21.5:3.13"}
+# ansible-core versions (and the Python each runs on) that sanity covers: every minor release
+# meta/runtime.yml's requires_ansible admits, the dev venv's (tests/requirements.txt) among them,
+# each at its newest patch release (2.20+ needs Python 3.12+).
+SANITY_CORES=${SANITY_CORES:-"2.16.19:3.11 2.17.14:3.11 2.18.19:3.11 2.19.14:3.11 2.20.10:3.13 2.21.5:3.13"}
 
 # The locks apt and dpkg hold while they run (unattended-upgrades on a fresh VM, for one).
 APT_LOCKS=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock)
@@ -150,10 +151,13 @@ gates_venv() { make_venv "$repo/.venv-gates" python3 "$repo/tests/requirements-g
 
 # The python3.X for sanity on a newer ansible-core: on PATH, or pyenv's.
 find_python() {
-    local found candidate
-    found=$(command -v "python$1" 2>/dev/null) || true
-    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$1".*/bin/"python$1"; do
-        [[ -n $found || ! -x $candidate ]] || found=$candidate
+    local found='' candidate
+    # pyenv's shim for a version that is installed but not selected fails when run, so each
+    # candidate must answer.
+    for candidate in "$(command -v "python$1" 2>/dev/null)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$1".*/bin/"python$1"; do
+        if [[ -z $found && -x $candidate ]] && "$candidate" -c '' 2>/dev/null; then
+            found=$candidate
+        fi
     done
     if [[ -z $found ]]; then
         echo "run.sh: python$1 is needed for sanity on ansible-core $2; install it (pyenv install $1) or set SANITY_CORES" >&2
