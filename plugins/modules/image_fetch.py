@@ -171,7 +171,6 @@ options:
         C(virtual_size) Glance records, if any, and after it against what qemu-img reports for the data.
     type: int
 requirements:
-  - openstacksdk
   - cursive (for signed images, unless I(verify_signature=false))
   - oslo.utils and qemu-img (unless I(verify_format=false))
 seealso:
@@ -543,7 +542,7 @@ def prepare_verification(params, api, image):
             'Set verify_format to true, or leave them out.')
     exp = Expectations.from_image(image, states=('active',))
     return Verification.prepare(
-        what, exp, checks, certificate_store(api), trusted_certificates=trusted, require_signature=mode == 'true',
+        what, exp, checks, certificate_store(api), trusted_certificates=trusted, require_signature='verify_signature=true' if mode == 'true' else False,
         allowed_formats=params['allowed_formats'], max_virtual_size=params['max_virtual_size'])
 
 

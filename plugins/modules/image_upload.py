@@ -84,7 +84,7 @@ options:
     description: Minimum disk in GB needed to boot the image.
     type: int
   min_ram:
-    description: Minimum RAM in MB needed to boot the image.
+    description: Minimum RAM in MiB needed to boot the image.
     type: int
   protected:
     description:
@@ -180,6 +180,9 @@ options:
         A timeout is reported and never deletes the image.
     type: int
     default: 3600
+requirements:
+  - cryptography (only to sign, with I(signing); openstacksdk already depends on it)
+  - oslo.utils (its format inspector)
 seealso:
   - module: osimage.glance.image_fetch
 '''

@@ -236,3 +236,23 @@ def test_directory_is_refused(tmp_path, capsys, glance):
 def test_block_device_reads_only_the_image_size(tmp_path):
     chunks = list(image_verify.limited(iter([b'a' * 10, b'b' * 10, b'c' * 10]), 15))
     assert b''.join(chunks) == b'a' * 10 + b'b' * 5
+
+
+def test_checks_naming_signature_refuses_an_unsigned_file(qcow2, capsys, glance):
+    result = run_module({'path': str(qcow2), 'checks': ['signature', 'format']}, capsys)
+    assert result['rc'] == 1
+    assert 'the image is not signed' in result['msg']
+    assert 'give require_signature=false to accept an unsigned image' in result['msg']
+
+
+def test_checks_naming_signature_accepts_an_unsigned_file_when_allowed(qcow2, capsys, glance):
+    result = run_module({'path': str(qcow2), 'checks': ['signature', 'format'], 'require_signature': False}, capsys)
+    assert result['rc'] == 0, result['msg']
+    assert result['signature']['signed'] is False
+
+
+def test_default_checks_accept_an_unsigned_glance_image(glance, qcow2, capsys):
+    glance.image = glance_image(qcow2)
+    result = run_module({'image': 'cirros', 'path': str(qcow2)}, capsys)
+    assert result['rc'] == 0, result['msg']
+    assert result['checks'] == ['checksum', 'signature', 'format'] and result['signature']['signed'] is False
