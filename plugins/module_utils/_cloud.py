@@ -158,7 +158,9 @@ def cloud_argument_spec():
     return dict(
         cloud=dict(type='raw'),
         auth_type=dict(type='str'),
-        auth=dict(type='dict', no_log=True),
+        # Not no_log as a whole: auth_url and the user, project and domain
+        # names stay readable in messages; _module masks its secret keys.
+        auth=dict(type='dict', no_log=False),
         region_name=dict(type='str'),
         validate_certs=dict(type='bool', aliases=['verify']),
         ca_cert=dict(type='path', aliases=['cacert']),
