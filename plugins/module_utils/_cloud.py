@@ -31,6 +31,7 @@ import time
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._imports import import_submodule
@@ -176,6 +177,14 @@ def cloud_argument_spec():
 def connection_kwargs(params):
     """Turn module parameters into ``openstack.connect`` keyword arguments."""
     cloud = params.get('cloud')
+    if isinstance(cloud, str) and cloud.lstrip().startswith('{'):
+        # A dict given as JSON, as an ad hoc ``-a 'cloud={"auth": ...}'``
+        # gives it (``type='raw'`` leaves it a string).
+        try:
+            cloud = check_type_dict(cloud.strip())
+        except TypeError:
+            raise errors.CloudConfigError('cloud looks like a dict but is not valid JSON; give it as a dict or as '
+                                          'the name of a cloud in clouds.yaml.')
     if isinstance(cloud, dict):
         clashing = sorted(name for name in _CONNECTION_OPTIONS if params.get(name) is not None)
         if clashing:
