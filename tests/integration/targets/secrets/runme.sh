@@ -134,7 +134,9 @@ grep -qF "\"private_key\": \"$(public signing_key)\"" "$search/playbook.out" ||
 
 if found=$(grep -rlF -- "$marker" "$search"); then
     say "the marker (a secret) was found in:"
-    sed "s|^$search/|  |" <<<"$found" >&2
+    while IFS= read -r path; do
+        printf '  %s\n' "${path#"$search"/}" >&2
+    done <<<"$found"
     exit 1
 fi
 say "no secret in stdout, stderr, syslog ($(wc -l <"$search/syslog.log") lines), ansible.log, HOME or TMPDIR"
