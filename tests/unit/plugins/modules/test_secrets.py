@@ -29,8 +29,8 @@ from ansible.module_utils.testing import patch_module_args
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ansible_collections.osimage.glance.plugins.modules import (image_convert, image_fetch, image_share,
-                                                                 image_upload, image_verify)
+from ansible_collections.osimage.glance.plugins.modules import image_convert, image_fetch, image_share
+from ansible_collections.osimage.glance.plugins.modules import image_upload, image_verify
 
 KEYSTONE = 'http://keystone.test:5000/v3'
 # Unique markers, with the characters that are escaped in a repr or JSON.
