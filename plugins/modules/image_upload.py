@@ -582,10 +582,16 @@ class Uploader(object):
         except errors.OsimageError:
             pass
 
-    def claim_removal(self, image):
-        if upload.CLAIM_PROPERTY in image:
-            return [dict(op='remove', path='/' + upload.CLAIM_PROPERTY)]
-        return []
+    def remove_claim(self, image):
+        """The image without this run's claim. Best effort: a claim left on an
+        image that has its data is harmless (only half-made images are judged)."""
+        if upload.CLAIM_PROPERTY not in image:
+            return image
+        try:
+            return self.apply(image, [dict(op='remove', path='/' + upload.CLAIM_PROPERTY)],
+                              'Removing the claim of this run from image %s' % image['id'])
+        except errors.OsimageError:
+            return image
 
     # -- waiting -----------------------------------------------------------------
     def wait(self, image, import_stores=False, stores=None):
@@ -657,14 +663,10 @@ class Uploader(object):
         started = time.monotonic()
         headers = {'Content-Type': 'application/octet-stream'}
         if params['import_method'] == 'glance-direct':
-            glance_call('Staging the data of image %s' % image['id'], self.api.request, 'PUT',
-                        '/images/%s/stage' % image['id'], 'Staging the data of image %s' % image['id'],
-                        data=body, headers=headers)
+            self.put_data(image, 'stage', 'Staging the data of image %s' % image['id'], body, headers)
         else:
             headers.update(self.store_headers())
-            glance_call('Uploading the data of image %s' % image['id'], self.api.request, 'PUT',
-                        '/images/%s/file' % image['id'], 'Uploading the data of image %s' % image['id'],
-                        data=body, headers=headers)
+            self.put_data(image, 'file', 'Uploading the data of image %s' % image['id'], body, headers)
         sent = time.monotonic() - started
         if algos:
             digests = body.hexdigests()
@@ -688,6 +690,21 @@ class Uploader(object):
                 % (image.get('os_hash_value'), image['id'], path, self.digests[ALGO]))
         self.remember_digests()
         return image
+
+    def put_data(self, image, where, action, body, headers, attempts=3):
+        """PUT the data. A 500 after which the image is still queued means Glance
+        took none of it (a busy database when it turns the image to saving, as
+        concurrent runs cause): the file is sent again, a few times."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return glance_call(action, self.api.request, 'PUT', '/images/%s/%s' % (image['id'], where), action,
+                                   data=body, headers=headers)
+            except errors.OsimageError as exc:
+                if exc.details.get('status_code') != 500 or attempt == attempts:
+                    raise
+                if (self.find_image(image['id']) or {}).get('status') != 'queued':
+                    raise
+                self.pause(attempt)
 
     def delete(self, image, why):
         action = 'Deleting image %s (%s)' % (image['id'], why)
@@ -897,8 +914,8 @@ class Uploader(object):
                 raise
         # Done: the claim goes (the refresher first, so that it cannot put it back).
         self.stop_claim()
-        image = self.apply(image, self.patch_ops(image) + self.claim_removal(image),
-                           'Setting the metadata of image %s' % image['id'])
+        image = self.apply(image, self.patch_ops(image), 'Setting the metadata of image %s' % image['id'])
+        image = self.remove_claim(image)
         for old in replace or []:
             if old.get('protected'):
                 self.kept.append(old['id'])

@@ -403,6 +403,22 @@ def test_claim_options_are_checked_first(glance, tmp_path, capsys, args, text):
     assert not glance.images
 
 
+def test_a_500_before_glance_took_any_data_is_sent_again(glance, tmp_path, capsys, monkeypatch):
+    path, data = make_file(tmp_path)
+    original = glance.request
+    refused = []
+
+    def busy_once(method, path_, *args, **kwargs):
+        if method == 'PUT' and not refused:
+            refused.append(path_)
+            raise errors.OsimageError('Glance failed (HTTP 500): database is locked', status_code=500)
+        return original(method, path_, *args, **kwargs)
+
+    monkeypatch.setattr(glance, 'request', busy_once)
+    result = run_module(base(path), capsys)
+    assert result['changed'] is True and glance.data[result['id']] == data and refused
+
+
 def test_refused_upload_deletes_the_image_it_created(glance, tmp_path, capsys):
     path, data = make_file(tmp_path)
     glance.fail_upload = errors.OverQuotaError('Glance: over quota (HTTP 413): quota exceeded', status_code=413)
