@@ -927,7 +927,7 @@ class Uploader(object):
 
     def concurrent_winner(self, mine, seen):
         """Another image created for the same name since the lookup, older
-        than ours (runs on other hosts are not serialised by the lock)."""
+        than ours (runs that looked up at the same moment both created one)."""
         others = [image for image in self.candidates()
                   if image['id'] not in seen and image['id'] != mine['id']
                   and image.get('status') in ('queued',) + IN_PROGRESS + HAS_DATA]
