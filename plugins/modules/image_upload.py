@@ -554,7 +554,7 @@ class Uploader(object):
             pending = [image for image in (self.find_image(image['id']) for image in waiting) if image]
 
     def keep_claim(self, image_id):
-        """Refresh this run's claim on ``image_id`` until ``release_claim``."""
+        """Refresh this run's claim on ``image_id`` (in a thread) until ``stop_claim``."""
         action = 'Refreshing the claim of this run on image %s' % image_id
 
         def patch(ops):
