@@ -162,8 +162,8 @@ _CONNECTION_OPTIONS = ('auth', 'auth_type', 'region_name', 'validate_certs', 'ca
 _RETRY_STATUSES = (502, 503, 504)
 # A 500 is often transient too (a busy database: "database is locked"), but a
 # retry is only safe when repeating the request cannot do anything twice:
-# reads, and PUTs without a data body (PUT sets a state; a data body may be a
-# one-pass stream).
+# reads, DELETEs (callers accept 404 for "already gone"), and PUTs without a
+# data body (PUT sets a state; a data body may be a one-pass stream).
 _RETRY_STATUSES_SAFE = _RETRY_STATUSES + (500,)
 
 _UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
@@ -174,7 +174,7 @@ _PROJECT_ID_RE = re.compile(r'^[0-9a-fA-F]{32}$|^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4})
 
 def retry_statuses(method, kwargs):
     """The statuses worth retrying for this request."""
-    if method in ('GET', 'HEAD') or (method == 'PUT' and 'data' not in kwargs):
+    if method in ('GET', 'HEAD', 'DELETE') or (method == 'PUT' and 'data' not in kwargs):
         return _RETRY_STATUSES_SAFE
     return _RETRY_STATUSES
 

@@ -6,8 +6,8 @@
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
 """The upload side of images: metadata validation and JSON patches, a digest
-cache for local files, a host lock around find-or-create, and an upload body
-that hashes while it is being sent.
+cache for local files, ownership of half-made images judged in Glance (a
+claim property), and an upload body that hashes while it is being sent.
 
 Private to the collection; not a public API.
 """
@@ -15,13 +15,14 @@ Private to the collection; not a public API.
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import json
 import os
 import stat
 import tempfile
+import threading
 import time
+import uuid
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
@@ -101,8 +102,10 @@ def desired_properties(properties):
 
 
 def user_properties(image, core):
-    """The additional properties of an image (all but the schema's own attributes)."""
-    return dict((key, value) for key, value in image.items() if key not in core)
+    """The additional properties of an image (all but the schema's own
+    attributes and the claim of the run that makes it, which is neither
+    compared, shown nor purged)."""
+    return dict((key, value) for key, value in image.items() if key not in core and key != CLAIM_PROPERTY)
 
 
 def metadata_view(image, core):
@@ -260,61 +263,167 @@ class DigestCache(object):
             return None
 
 
-# -- the host lock -------------------------------------------------------------
+# -- ownership in Glance ---------------------------------------------------------
+#
+# Runs on different hosts share nothing but Glance, so ownership of a half-made
+# image is taken and judged there: the run that creates an image marks it with
+# CLAIM_PROPERTY ("<run id>@<host>:<unix time>") and refreshes the time every
+# CLAIM_REFRESH seconds until it is done. Another run judges such an image stale
+# (left by a dead run) only when the claim is older than its stale_after AND the
+# image has not changed at all (status, size, checksum, claim, updated_at) while
+# it watched it for CLAIM_WATCH seconds, which spans more than two refreshes: a
+# live writer's refresh always shows, even with clocks that disagree.
 
-class HostLock(object):
-    """An exclusive ``flock`` on this host, keyed by a string (cloud, project,
-    owner and name), so that concurrent runs of the same task on one host
-    find-or-create one after the other. Waits up to ``timeout`` seconds."""
+CLAIM_PROPERTY = 'osimage_glance_claim'
+CLAIM_REFRESH = 10
+CLAIM_WATCH = 25
+# Statuses of an image whose data is not (yet) in.
+BUSY = ('queued', 'saving', 'uploading', 'importing')
 
-    def __init__(self, key, timeout, directory=None, sleep=time.sleep, clock=time.monotonic):
-        self.key = key
-        self.timeout = timeout
-        self._sleep = sleep
+LIVE = 'live'          # being written: wait for it
+STALE = 'stale'        # claimed by a run that is gone: may be removed
+FOREIGN = 'foreign'    # not claimed (made by something else): wait, never remove
+STUCK = 'stuck'        # not claimed and unchanged for stale_after: never removed, fail
+DONE = 'done'          # not busy (any more), or gone
+MINE = 'mine'          # claimed by this run
+
+
+class Claim(object):
+    """A parsed claim: who (run id and host) and when (unix time)."""
+
+    def __init__(self, run_id, host, when):
+        self.run_id = run_id
+        self.host = host
+        self.when = when
+
+    def __str__(self):
+        return 'run %s on host %s' % (self.run_id, self.host)
+
+
+def new_run_id():
+    """Unique per run: random, plus the pid for whoever reads it."""
+    return '%s.%d' % (uuid.uuid4().hex[:12], os.getpid())
+
+
+def claim_value(run_id, host, when):
+    return '%s@%s:%d' % (run_id, host, int(when))
+
+
+def parse_claim(value):
+    """The Claim in a property value, or None when it is not one of ours."""
+    if not isinstance(value, str):
+        return None
+    who, sep, when = value.rpartition(':')
+    run_id, at, host = who.partition('@')
+    if not (sep and at and run_id and host and when.isdigit()):
+        return None
+    return Claim(run_id, host, int(when))
+
+
+def fingerprint(image):
+    """What changes when anyone works on an image."""
+    return tuple(image.get(key) for key in ('status', 'size', 'checksum', 'os_hash_value', 'updated_at',
+                                            CLAIM_PROPERTY, 'os_glance_importing_to_stores'))
+
+
+class ClaimWatch(object):
+    """The verdict on other runs' half-made images, over repeated looks.
+
+    ``judge(image)`` is called for each look; the verdict is one of LIVE,
+    STALE, FOREIGN, STUCK, DONE and MINE (see above). ``clock`` measures how
+    long an image has been watched unchanged (monotonic); ``wall`` is this
+    host's time to read the age of a claim."""
+
+    def __init__(self, run_id, stale_after, watch=CLAIM_WATCH, clock=time.monotonic, wall=time.time):
+        self.run_id = run_id
+        self.stale_after = stale_after
+        self.watch = watch
         self._clock = clock
-        self.directory = directory or os.path.join(tempfile.gettempdir(), 'osimage.glance-locks-%d' % os.getuid())
-        self.path = os.path.join(self.directory, hashlib.sha256(key.encode('utf-8')).hexdigest() + '.lock')
-        self._fd = None
+        self._wall = wall
+        self._seen = {}
 
-    def acquire(self):
-        try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise errors.DestinationError(
-                'Cannot create the lock file %s (used so that concurrent runs do not create the image '
-                'twice): %s' % (self.path, exc.strerror or exc))
-        start = self._clock()
-        delay = 0.05
-        while True:
+    def unchanged_for(self, image):
+        """Seconds this image has looked the same (0 at the first look)."""
+        now = self._clock()
+        mark = fingerprint(image)
+        seen = self._seen.get(image['id'])
+        if seen is None or seen[0] != mark:
+            self._seen[image['id']] = (mark, now)
+            return 0.0
+        return now - seen[1]
+
+    def claim_age(self, claim):
+        return self._wall() - claim.when
+
+    def judge(self, image):
+        if image is None or image.get('status') not in BUSY:
+            return DONE
+        claim = parse_claim(image.get(CLAIM_PROPERTY))
+        if claim is not None and claim.run_id == self.run_id:
+            return MINE
+        still = self.unchanged_for(image)
+        if claim is None:
+            return STUCK if still >= max(self.stale_after, self.watch) else FOREIGN
+        if image.get('status') == 'importing' or (image.get('os_glance_importing_to_stores') or '').strip(','):
+            return LIVE  # Glance's own import task does the work, whether or not the run is alive
+        if self.claim_age(claim) > self.stale_after and still >= self.watch:
+            return STALE
+        return LIVE
+
+    def describe(self, image):
+        """The image and who claims it, for messages."""
+        claim = parse_claim(image.get(CLAIM_PROPERTY))
+        text = 'image %s (%s' % (image['id'], image.get('status'))
+        if claim is None:
+            return text + ', no %s property: not made by this module)' % CLAIM_PROPERTY
+        if claim.when == 0:
+            return text + ', claimed by %s, which gave it up)' % claim
+        return text + ', claimed by %s, refreshed %d seconds ago)' % (claim, max(0, self.claim_age(claim)))
+
+
+class ClaimKeeper(object):
+    """Refreshes this run's claim on one image every ``interval`` seconds in a
+    daemon thread until ``stop()``; ``patch(ops)`` sends one JSON patch.
+
+    Best effort: a refused refresh is retried at the next tick (a reader only
+    takes the image for stale after an unchanged watch, so a missed tick is
+    harmless); 404 (the image is gone) ends it."""
+
+    def __init__(self, patch, run_id, host, interval=CLAIM_REFRESH, wall=time.time):
+        self._patch = patch
+        self.run_id = run_id
+        self.host = host
+        self.interval = interval
+        self._wall = wall
+        self._stop = threading.Event()
+        self._thread = None
+        self.refreshed = 0
+        self.last_error = None
+
+    def value(self):
+        return claim_value(self.run_id, self.host, self._wall())
+
+    def start(self):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name='osimage-claim', daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
-            if self.timeout and self._clock() - start > self.timeout:
-                os.close(self._fd)
-                self._fd = None
-                raise errors.ImageStateError(
-                    'Another run on this host has been working on the same image (%s) for more than %s '
-                    'seconds (lock %s). Try again when it has finished, or raise timeout.'
-                    % (self.key, self.timeout, self.path))
-            self._sleep(delay)
-            delay = min(delay * 2, 1.0)
+                self._patch([dict(op='add', path='/' + CLAIM_PROPERTY, value=self.value())])
+                self.refreshed += 1
+            except errors.NotFoundError:
+                return
+            except errors.OsimageError as exc:
+                self.last_error = exc.msg
 
-    def release(self):
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc_info):
-        self.release()
-        return False
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
 
 
 # -- the upload body ---------------------------------------------------------------

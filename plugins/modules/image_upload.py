@@ -24,11 +24,10 @@ description:
   - Everything that can be checked is checked before a byte moves - the formats against those this Glance
     accepts (its image schema), the aki/ari/ami rule, the length of the name, the file, and that the
     content is the declared I(disk_format) and passes the format inspector's safety checks.
-  - Concurrent runs of the same task on one host are serialised by a lock keyed by cloud, project, owner and
-    name; runs on different hosts that create at the same time agree on the oldest image afterwards and
-    the others delete their own, so one image remains.
-  - A timeout never deletes the image; an image left C(queued) by an earlier failed run is reused, one left
-    C(saving) or C(uploading) is replaced.
+  - Concurrent runs (on one host or on many) never destroy each other's work; see the notes for the rule.
+    Runs that create at the same time agree on the oldest image afterwards and the others delete their own,
+    so one image remains; the others wait for it and then converge on it.
+  - A timeout never deletes the image.
 author:
   - osimage.glance developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -180,9 +179,34 @@ options:
         A timeout is reported and never deletes the image.
     type: int
     default: 3600
+  stale_after:
+    description:
+      - Seconds after which the claim of another run on a half-made image with this name (status C(queued),
+        C(saving), C(uploading)) is old enough for that image to be judged left behind by a run that is gone
+        (killed, or its host lost), provided the image also does not change while this run watches it for 25
+        seconds. Such an image is deleted (resumed when it is C(queued) and is the one given by I(id)).
+      - Until then this run waits for the other run to finish (within I(timeout)) and converges on its image.
+      - Compared with this host's clock; the watch makes a wrong clock harmless, it never turns a live upload
+        stale. Must not be negative.
+    type: int
+    default: 300
 requirements:
   - cryptography (only to sign, with I(signing); openstacksdk already depends on it)
   - oslo.utils (its format inspector)
+notes:
+  - Ownership of half-made images is judged in Glance, the one place all runs share. The run that creates an
+    image marks it with the property C(osimage_glance_claim) (C(<run id>@<host>:<unix time>)) and refreshes
+    the time every 10 seconds until the image is done; when it finishes it removes the property, and a run
+    that fails gives its claim up (time 0) so that the next run need not wait I(stale_after).
+  - Another run that finds a half-made image with the same name waits for it while its claim is fresh or
+    while the image changes at all (status, size, checksum, claim, C(updated_at)); it deletes it only when the
+    claim is older than I(stale_after) and the image stayed unchanged for 25 seconds (more than two refreshes).
+    An image Glance is importing (C(importing)) is Glance's own work and is always waited for.
+  - An image without the claim property was made by something else and is never deleted by this module; a run
+    waits for it to finish and fails with a message naming it when it stays unchanged for I(stale_after).
+  - The claim property is not part of the image's metadata for this module - never compared, shown in the
+    diff, or removed by I(purge_properties), and it cannot be set in I(properties). A claim left on an active
+    image (a run killed right at its end) is harmless; only half-made images are judged.
 seealso:
   - module: osimage.glance.image_fetch
 '''
@@ -280,6 +304,7 @@ sha512:
   type: str
 '''
 
+import socket
 import time
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
@@ -348,14 +373,23 @@ def inspect_format(path, disk_format, size):
 class Uploader(object):
     """One run of the module."""
 
-    def __init__(self, module, api, cache=None, lock_dir=None):
+    # Clocks of the claim watch (replaceable in tests).
+    clock = staticmethod(time.monotonic)
+    wall = staticmethod(time.time)
+
+    def __init__(self, module, api, cache=None):
         self.module = module
         self.api = api
         self.params = module.params
         self.check_mode = module.check_mode
         self.cache = cache or upload.DigestCache()
-        self.lock_dir = lock_dir
-        self.deadline = transfer.Deadline(self.params['timeout'], 'Uploading image %s' % self.params['name'])
+        self.run_id = upload.new_run_id()
+        self.host = socket.gethostname() or 'localhost'
+        self.watch = upload.ClaimWatch(self.run_id, self.params['stale_after'] or 0, clock=self.clock,
+                                       wall=self.wall)
+        self.keeper = None
+        self.deadline = transfer.Deadline(self.params['timeout'], 'Uploading image %s' % self.params['name'],
+                                           clock=self.clock)
         self.schema = None
         self.core = None
         self.st = None
@@ -463,7 +497,104 @@ class Uploader(object):
         for key, value in upload.desired_properties(params['properties']).items():
             if value is not None:
                 body[key] = value
+        body[upload.CLAIM_PROPERTY] = self.claim()
         return body
+
+    # -- ownership (see the notes in DOCUMENTATION) ----------------------------------
+    def claim(self, when=None):
+        return upload.claim_value(self.run_id, self.host, self.wall() if when is None else when)
+
+    def pause(self, seconds):
+        time.sleep(seconds)
+
+    def find_image(self, image_id):
+        try:
+            return self.get_image(image_id)
+        except errors.NotFoundError:
+            return None
+
+    def settle(self, busy, resume_id=None):
+        """Wait until no image of ``busy`` (half-made, not ours) is being
+        written any more, and delete those judged stale; never one without our
+        claim or one that still changes. A stale queued image with
+        ``resume_id`` is returned instead of deleted, to be resumed."""
+        pending = list(busy)
+        delay = 1.0
+        while True:
+            waiting = []
+            for image in pending:
+                verdict = self.watch.judge(image)
+                if verdict == upload.STALE and image['id'] == resume_id and image.get('status') == 'queued':
+                    return image
+                if verdict == upload.STALE:
+                    self.delete(image, 'left %s by %s, which is gone: claim older than stale_after=%s and '
+                                'unchanged for %s seconds' % (image.get('status'), upload.parse_claim(
+                                    image.get(upload.CLAIM_PROPERTY)), self.params['stale_after'],
+                                    upload.CLAIM_WATCH))
+                elif verdict == upload.STUCK:
+                    raise errors.ImageStateError(
+                        'Image %s named %r is %s and has not changed for %s seconds, and it has no %s property: it '
+                        'was not made by this module (or by a run of a version before it), and this module never '
+                        'deletes an image it did not make. If it is a leftover, delete it (openstack image delete '
+                        '%s, or this module with state=absent)%s.'
+                        % (image['id'], image.get('name'), image.get('status'),
+                           max(self.params['stale_after'], upload.CLAIM_WATCH), upload.CLAIM_PROPERTY, image['id'],
+                           ', or give id=%s to upload into it' % image['id'] if image.get('status') == 'queued'
+                           else ''), image_id=image['id'], status=image.get('status'))
+                elif verdict in (upload.LIVE, upload.FOREIGN):
+                    waiting.append(image)
+            if not waiting:
+                return None
+            if self.params['timeout'] and self.deadline.elapsed() > self.params['timeout']:
+                raise errors.ImageStateError(
+                    'Waited %s seconds (timeout) for another run to finish %s; it is still being written, so it '
+                    'was not deleted. Run again when that run has finished, or raise timeout (a run that is gone '
+                    'is recognised once its claim is older than stale_after=%s).'
+                    % (self.params['timeout'], ', '.join(self.watch.describe(image) for image in waiting),
+                       self.params['stale_after']), image_ids=[image['id'] for image in waiting])
+            self.pause(delay)
+            delay = min(delay * 1.5, 3.0)
+            pending = [image for image in (self.find_image(image['id']) for image in waiting) if image]
+
+    def keep_claim(self, image_id):
+        """Refresh this run's claim on ``image_id`` (in a thread) until ``stop_claim``."""
+        action = 'Refreshing the claim of this run on image %s' % image_id
+
+        def patch(ops):
+            self.api.request('PATCH', '/images/%s' % image_id, action, ok=(200,), json=ops,
+                             headers={'Content-Type': upload.PATCH_CONTENT_TYPE})
+
+        self.keeper = upload.ClaimKeeper(patch, self.run_id, self.host, wall=self.wall).start()
+
+    def stop_claim(self):
+        if self.keeper is not None:
+            self.keeper.stop()
+            self.keeper = None
+
+    def give_up_claim(self, image_id):
+        """After a failure: the claim gets time 0, so the next run judges the
+        image by the watch alone instead of waiting stale_after. Best effort."""
+        self.stop_claim()
+        image = self.find_image(image_id) if image_id else None
+        if image is None or image.get('status') not in upload.BUSY:
+            return
+        ops = [dict(op='add', path='/' + upload.CLAIM_PROPERTY, value=self.claim(when=0))]
+        try:
+            self.api.request('PATCH', '/images/%s' % image_id, 'Giving up the claim on image %s' % image_id,
+                             ok=(200,), json=ops, headers={'Content-Type': upload.PATCH_CONTENT_TYPE})
+        except errors.OsimageError:
+            pass
+
+    def remove_claim(self, image):
+        """The image without this run's claim. Best effort: a claim left on an
+        image that has its data is harmless (only half-made images are judged)."""
+        if upload.CLAIM_PROPERTY not in image:
+            return image
+        try:
+            return self.apply(image, [dict(op='remove', path='/' + upload.CLAIM_PROPERTY)],
+                              'Removing the claim of this run from image %s' % image['id'])
+        except errors.OsimageError:
+            return image
 
     # -- waiting -----------------------------------------------------------------
     def wait(self, image, import_stores=False, stores=None):
@@ -535,14 +666,10 @@ class Uploader(object):
         started = time.monotonic()
         headers = {'Content-Type': 'application/octet-stream'}
         if params['import_method'] == 'glance-direct':
-            glance_call('Staging the data of image %s' % image['id'], self.api.request, 'PUT',
-                        '/images/%s/stage' % image['id'], 'Staging the data of image %s' % image['id'],
-                        data=body, headers=headers)
+            self.put_data(image, 'stage', 'Staging the data of image %s' % image['id'], body, headers)
         else:
             headers.update(self.store_headers())
-            glance_call('Uploading the data of image %s' % image['id'], self.api.request, 'PUT',
-                        '/images/%s/file' % image['id'], 'Uploading the data of image %s' % image['id'],
-                        data=body, headers=headers)
+            self.put_data(image, 'file', 'Uploading the data of image %s' % image['id'], body, headers)
         sent = time.monotonic() - started
         if algos:
             digests = body.hexdigests()
@@ -566,6 +693,21 @@ class Uploader(object):
                 % (image.get('os_hash_value'), image['id'], path, self.digests[ALGO]))
         self.remember_digests()
         return image
+
+    def put_data(self, image, where, action, body, headers, attempts=3):
+        """PUT the data. A 500 after which the image is still queued means Glance
+        took none of it (a busy database when it turns the image to saving, as
+        concurrent runs cause): the file is sent again, a few times."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return glance_call(action, self.api.request, 'PUT', '/images/%s/%s' % (image['id'], where), action,
+                                   data=body, headers=headers)
+            except errors.OsimageError as exc:
+                if exc.details.get('status_code') != 500 or attempt == attempts:
+                    raise
+                if (self.find_image(image['id']) or {}).get('status') != 'queued':
+                    raise
+                self.pause(attempt)
 
     def delete(self, image, why):
         action = 'Deleting image %s (%s)' % (image['id'], why)
@@ -611,22 +753,23 @@ class Uploader(object):
             raise errors.BadRequestError('disk_format is required to create an image.')
         if params['signing'] and method not in ('direct', 'glance-direct'):
             raise errors.BadRequestError('signing needs the data locally (import_method direct or glance-direct).')
+        if params['stale_after'] is not None and params['stale_after'] < 0:
+            raise errors.BadRequestError('stale_after is %d; give the seconds (0 or more) after which the claim of '
+                                         'another run on a half-made image counts as old.' % params['stale_after'])
+        if upload.CLAIM_PROPERTY in (params['properties'] or {}):
+            raise errors.BadRequestError('properties.%s is the mark this module puts on an image while a run makes '
+                                         'it; leave it out.' % upload.CLAIM_PROPERTY)
         if self.st is not None:
             inspect_format(params['filename'], params['disk_format'], self.st.st_size)
-
-    def lock(self):
-        key = '|'.join([self.api.auth_url, self.project_id or '', self.owner or '',
-                        self.params['id'] or '', self.params['name'] or ''])
-        return upload.HostLock(key, self.params['timeout'], directory=self.lock_dir)
 
     def ensure_present(self):
         self.load_schema()
         self.validate()
         self.prepare_signing()
-        with transfer.terminate_as_interrupt(), self.lock():
+        with transfer.terminate_as_interrupt():
             if self.params['import_method'] == 'copy-image':
                 return self.ensure_copied()
-            return self.present_locked(recheck=True)
+            return self.present(recheck=True)
 
     def update_existing(self, image, result_changed=False):
         ops = self.patch_ops(image)
@@ -651,7 +794,7 @@ class Uploader(object):
             self.module.ansible.warn(warning)
         return result
 
-    def present_locked(self, recheck):
+    def present(self, recheck):
         params = self.params
         images = self.candidates()
         if params['import_method'] == 'web-download':
@@ -692,20 +835,31 @@ class Uploader(object):
         """Create an image (or resume a queued one), send the data, wait, and
         delete the images it replaces."""
         params = self.params
-        queued = [image for image in images if image.get('status') == 'queued']
-        stale = [image for image in images if image.get('status') in IN_PROGRESS]
-        target = queued[0] if queued else None
+        busy = [image for image in images if image.get('status') in upload.BUSY]
+        # An unclaimed queued image given by id is the user's to fill (as before claims).
+        target = next((image for image in busy if params['id'] and image.get('status') == 'queued'
+                       and upload.parse_claim(image.get(upload.CLAIM_PROPERTY)) is None), None)
+        busy = [image for image in busy if image is not target]
         before = upload.metadata_view(target, self.core) if target else dict(state='absent')
         if self.check_mode:
             predicted = upload.apply_patch(target, self.patch_ops(target)) if target else dict(
                 self.new_image_body(), status='active', id=params['id'])
-            for image in stale + (replace or []):
+            predicted.pop(upload.CLAIM_PROPERTY, None)
+            # One look, no waiting: what a real run would judge stale at the earliest.
+            old = [image for image in busy if upload.parse_claim(image.get(upload.CLAIM_PROPERTY))
+                   and self.watch.claim_age(upload.parse_claim(image.get(upload.CLAIM_PROPERTY)))
+                   > self.params['stale_after']]
+            for image in old + (replace or []):
                 if not image.get('protected'):
                     self.deleted.append(image['id'])
             return True, self.result(predicted, before)
-        for image in stale:
-            # Under the host lock: left half-made by an earlier run here.
-            self.delete(image, 'left %s by an earlier run' % image.get('status'))
+        if busy:
+            resumed = self.settle(busy, resume_id=params['id'])
+            if resumed is None:
+                # The other runs are done: look again, their image may be this one.
+                return self.present(recheck)
+            target = resumed
+            before = upload.metadata_view(target, self.core)
         seen = set(image['id'] for image in images)
         if target is None:
             body = self.new_image_body()
@@ -716,14 +870,30 @@ class Uploader(object):
                 if winner is not None:
                     self.delete(target, 'another run created %s at the same time' % winner['id'])
                     self.deleted.remove(target['id'])
-                    self.wait(winner, import_stores=params['import_method'] != 'direct')
-                    return self.present_locked(recheck=False)
+                    self.settle([winner])
+                    return self.present(recheck=False)
+        try:
+            return self.fill(target, seen, before, replace)
+        except BaseException:
+            self.give_up_claim(target['id'])
+            raise
+        finally:
+            self.stop_claim()
+
+    def fill(self, target, seen, before, replace):
+        """Claim ``target`` (keep the claim fresh), send the data, wait, and
+        delete the images it replaces."""
+        params = self.params
+        self.keep_claim(target['id'])
         signature = {}
         if self.signer is not None:
             self.hash_local()
             signature = self.signer.properties(self.digests[self.signer.algo], self.certificate_id)
         # Protected only once the data is in: a failed run must be able to clean up.
         ops = [op for op in self.patch_ops(target) if op['path'] != '/protected']
+        if upload.parse_claim(target.get(upload.CLAIM_PROPERTY)) is None or \
+                upload.parse_claim(target[upload.CLAIM_PROPERTY]).run_id != self.run_id:
+            ops.append(dict(op='add', path='/' + upload.CLAIM_PROPERTY, value=self.claim()))  # a resumed image
         for key, value in sorted(signature.items()):
             ops.append(dict(op='replace' if key in target else 'add', path='/' + key, value=value))
         target = self.apply(target, ops, 'Setting the metadata of image %s' % target['id'])
@@ -740,12 +910,15 @@ class Uploader(object):
             except (errors.BadRequestError, errors.NotAuthorizedError, errors.OverQuotaError) as exc:
                 # Glance refused the data (signature, format, quota): an image
                 # this run created is removed; a broken connection instead
-                # leaves it queued for the next run to resume.
+                # leaves it queued with the claim given up, for the next run.
                 if target['id'] not in seen:
                     self.delete(target, 'its data was refused')
                     exc.msg += ' Image %s, created by this run, was deleted.' % target['id']
                 raise
+        # Done: the claim goes (the refresher first, so that it cannot put it back).
+        self.stop_claim()
         image = self.apply(image, self.patch_ops(image), 'Setting the metadata of image %s' % image['id'])
+        image = self.remove_claim(image)
         for old in replace or []:
             if old.get('protected'):
                 self.kept.append(old['id'])
@@ -757,7 +930,7 @@ class Uploader(object):
 
     def concurrent_winner(self, mine, seen):
         """Another image created for the same name since the lookup, older
-        than ours (runs on other hosts are not serialised by the lock)."""
+        than ours (runs that looked up at the same moment both created one)."""
         others = [image for image in self.candidates()
                   if image['id'] not in seen and image['id'] != mine['id']
                   and image.get('status') in ('queued',) + IN_PROGRESS + HAS_DATA]
@@ -804,27 +977,26 @@ class Uploader(object):
         params = self.params
         if not params['name'] and not params['id']:
             raise errors.BadRequestError('state=absent needs name or id.')
-        with self.lock():
-            images = self.candidates()
-            if not images:
-                absent = dict(state='absent')
-                return False, dict(id=None, deleted=[], diff=dict(before=absent, after=absent))
-            blocked = [image['id'] for image in images if image.get('protected') and params['protected'] is not False]
-            if blocked:
-                raise errors.ImageStateError(
-                    'Image(s) %s are protected and cannot be deleted. Give protected=false with state=absent to '
-                    'unprotect and delete them.' % ', '.join(blocked), image_ids=blocked)
-            before = upload.metadata_view(images[0], self.core)
-            for image in images:
-                if self.check_mode:
-                    self.deleted.append(image['id'])
-                    continue
-                if image.get('protected'):
-                    self.apply(image, [dict(op='replace', path='/protected', value=False)],
-                               'Unprotecting image %s' % image['id'])
-                self.delete(image, 'state=absent')
-            return True, dict(id=images[0]['id'], deleted=self.deleted,
-                              diff=dict(before=before, after=dict(state='absent')))
+        images = self.candidates()
+        if not images:
+            absent = dict(state='absent')
+            return False, dict(id=None, deleted=[], diff=dict(before=absent, after=absent))
+        blocked = [image['id'] for image in images if image.get('protected') and params['protected'] is not False]
+        if blocked:
+            raise errors.ImageStateError(
+                'Image(s) %s are protected and cannot be deleted. Give protected=false with state=absent to '
+                'unprotect and delete them.' % ', '.join(blocked), image_ids=blocked)
+        before = upload.metadata_view(images[0], self.core)
+        for image in images:
+            if self.check_mode:
+                self.deleted.append(image['id'])
+                continue
+            if image.get('protected'):
+                self.apply(image, [dict(op='replace', path='/protected', value=False)],
+                           'Unprotecting image %s' % image['id'])
+            self.delete(image, 'state=absent')
+        return True, dict(id=images[0]['id'], deleted=self.deleted,
+                          diff=dict(before=before, after=dict(state='absent')))
 
 
 def run(module, api):
@@ -870,6 +1042,7 @@ def main():
                 key_type=dict(type='str', choices=list(signing_lib.KEY_TYPES)),
             ), mutually_exclusive=[['certificate_id', 'certificate']]),
             timeout=dict(type='int', default=3600),
+            stale_after=dict(type='int', default=300),
         ),
         mutually_exclusive=[['filename', 'uri'], ['stores', 'all_stores']],
         supports_check_mode=True,

@@ -168,6 +168,15 @@ def test_a_500_on_a_put_without_data_is_retried():
     assert sleeps == [0.5]
 
 
+def test_a_500_on_a_delete_is_retried():
+    """Concurrent runs against a busy database: deleting twice does nothing twice."""
+    conn = FakeConnection(responses=[FakeResponse(500, text='database is locked'), FakeResponse(204)])
+    api, sleeps = make_api(conn)
+    api.request('DELETE', '/images/x', 'Deleting image x', ok=(204, 404))
+    assert len(conn.session.requests) == 2
+    assert sleeps == [0.5]
+
+
 def test_a_500_on_a_data_upload_or_post_is_not_retried():
     # The body may be a one-pass stream, and a POST may have happened.
     for method, kwargs in (('PUT', {'data': iter([b'x'])}), ('POST', {'json': {}})):

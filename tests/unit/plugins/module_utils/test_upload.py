@@ -5,8 +5,8 @@
 # https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
-"""The upload core: validation, JSON patches, the digest cache, the host
-lock and the hashing upload body."""
+"""The upload core: validation, JSON patches, the digest cache, the claim
+verdict on other runs' half-made images and the hashing upload body."""
 
 from __future__ import annotations
 
@@ -150,33 +150,165 @@ def test_digest_cache_ignores_damaged_records(tmp_path):
     assert cache.get(path, st, 'sha512') is None
 
 
-def test_host_lock_serialises_holders(tmp_path):
-    order = []
-    first = upload.HostLock('cloud|project|owner|name', 10, directory=str(tmp_path)).acquire()
+class Clocks(object):
+    """This host's wall clock and a monotonic clock, both moved by hand."""
 
-    def second():
-        with upload.HostLock('cloud|project|owner|name', 10, directory=str(tmp_path)):
-            order.append('second')
+    def __init__(self, wall=1000000.0):
+        self.now = wall
+        self.mono = 0.0
 
-    thread = threading.Thread(target=second)
-    thread.start()
-    time.sleep(0.3)
-    order.append('first')
-    first.release()
-    thread.join(5)
-    assert order == ['first', 'second']
+    def wall(self):
+        return self.now
+
+    def monotonic(self):
+        return self.mono
+
+    def advance(self, seconds):
+        self.now += seconds
+        self.mono += seconds
 
 
-def test_host_lock_times_out_with_a_clear_message(tmp_path):
-    held = upload.HostLock('k', 10, directory=str(tmp_path)).acquire()
-    try:
-        with pytest.raises(errors.ImageStateError) as info:
-            upload.HostLock('k', 0.2, directory=str(tmp_path)).acquire()
-        assert 'Another run on this host' in info.value.msg
-        # Other keys are not blocked.
-        upload.HostLock('other', 1, directory=str(tmp_path)).acquire().release()
-    finally:
-        held.release()
+def half_made(status='saving', claim=None, **more):
+    image = dict(id='img-1', name='golden', status=status, size=None, checksum=None, updated_at='t0')
+    if claim is not None:
+        image[upload.CLAIM_PROPERTY] = claim
+    image.update(more)
+    return image
+
+
+def watch_for(clocks, stale_after=60, run_id='me.1'):
+    return upload.ClaimWatch(run_id, stale_after, clock=clocks.monotonic, wall=clocks.wall)
+
+
+def test_claims_round_trip_and_foreign_values_are_not_claims():
+    value = upload.claim_value('abc.42', 'host-a.example', 1700000000.9)
+    assert value == 'abc.42@host-a.example:1700000000'
+    claim = upload.parse_claim(value)
+    assert (claim.run_id, claim.host, claim.when) == ('abc.42', 'host-a.example', 1700000000)
+    for other in (None, '', 'x', 'abc@host', 'abc@host:soon', '@host:1', 'abc@:1', 5):
+        assert upload.parse_claim(other) is None
+    assert upload.new_run_id() != upload.new_run_id()
+
+
+def test_fresh_claim_is_live_however_long_it_is_watched():
+    clocks = Clocks()
+    watch = watch_for(clocks, stale_after=60)
+    for dummy in range(10):
+        image = half_made(claim=upload.claim_value('other.7', 'b', clocks.now - 5))
+        assert watch.judge(image) == upload.LIVE
+        clocks.advance(30)
+
+
+def test_old_claim_is_stale_only_after_an_unchanged_watch():
+    clocks = Clocks()
+    watch = watch_for(clocks, stale_after=60)
+    image = half_made(claim=upload.claim_value('other.7', 'b', clocks.now - 3600))
+    assert watch.judge(image) == upload.LIVE  # first look: not yet watched
+    clocks.advance(upload.CLAIM_WATCH - 1)
+    assert watch.judge(image) == upload.LIVE
+    clocks.advance(1)
+    assert watch.judge(image) == upload.STALE
+
+
+@pytest.mark.parametrize('change', [
+    {upload.CLAIM_PROPERTY: 'other.7@b:5'},     # a refresh (even with a clock far behind)
+    {'updated_at': 't1'},
+    {'status': 'uploading'},
+    {'size': 1024},
+])
+def test_an_image_that_changes_is_live_even_with_an_old_claim(change):
+    """A writer whose clock is wrong by more than stale_after still refreshes:
+    any change starts the watch again."""
+    clocks = Clocks()
+    watch = watch_for(clocks, stale_after=60)
+    image = half_made(claim='other.7@b:1')
+    assert watch.judge(image) == upload.LIVE
+    clocks.advance(upload.CLAIM_WATCH + 1)
+    image.update(change)
+    assert watch.judge(image) == upload.LIVE
+    clocks.advance(upload.CLAIM_WATCH - 1)
+    assert watch.judge(image) == upload.LIVE
+    clocks.advance(1)
+    assert watch.judge(image) == upload.STALE
+
+
+def test_a_claim_given_up_needs_only_the_watch():
+    clocks = Clocks()
+    watch = watch_for(clocks, stale_after=100000)
+    image = half_made(status='queued', claim=upload.claim_value('other.7', 'b', 0))
+    assert watch.judge(image) == upload.LIVE
+    clocks.advance(upload.CLAIM_WATCH)
+    assert watch.judge(image) == upload.STALE
+    assert 'which gave it up' in watch.describe(image)
+
+
+def test_an_import_is_never_stale():
+    clocks = Clocks()
+    watch = watch_for(clocks, stale_after=0)
+    for image in (half_made(status='importing', claim='other.7@b:1'),
+                  half_made(status='uploading', claim='other.7@b:1', os_glance_importing_to_stores='slow')):
+        watch.judge(image)
+        clocks.advance(10 * upload.CLAIM_WATCH)
+        assert watch.judge(image) == upload.LIVE
+
+
+def test_an_unclaimed_image_is_never_stale_only_stuck():
+    clocks = Clocks()
+    watch = watch_for(clocks, stale_after=60)
+    image = half_made(status='queued')
+    assert watch.judge(image) == upload.FOREIGN
+    clocks.advance(59)
+    assert watch.judge(image) == upload.FOREIGN
+    clocks.advance(1)
+    assert watch.judge(image) == upload.STUCK
+    assert 'no osimage_glance_claim property: not made by this module' in watch.describe(image)
+
+
+def test_own_claim_and_finished_images():
+    clocks = Clocks()
+    watch = watch_for(clocks, run_id='me.1')
+    assert watch.judge(half_made(claim='me.1@a:1')) == upload.MINE
+    assert watch.judge(half_made(status='active', claim='other.7@b:1')) == upload.DONE
+    assert watch.judge(None) == upload.DONE
+
+
+def test_claim_keeper_refreshes_until_stopped_and_survives_refusals():
+    sent = []
+    ticks = threading.Semaphore(0)
+
+    def patch(ops):
+        sent.append(ops)
+        ticks.release()
+        if len(sent) == 1:
+            raise errors.ServiceUnavailableError('Glance is busy')
+
+    keeper = upload.ClaimKeeper(patch, 'me.1', 'host-a', interval=0.01, wall=lambda: 1234.5).start()
+    assert ticks.acquire(timeout=5) and ticks.acquire(timeout=5)
+    keeper.stop()
+    count = len(sent)
+    time.sleep(0.05)
+    assert len(sent) == count  # stopped means stopped
+    assert sent[1] == [dict(op='add', path='/' + upload.CLAIM_PROPERTY, value='me.1@host-a:1234')]
+    assert keeper.last_error == 'Glance is busy' and keeper.refreshed >= 1
+
+
+def test_claim_keeper_ends_when_the_image_is_gone():
+    sent = []
+
+    def patch(ops):
+        sent.append(ops)
+        raise errors.NotFoundError('gone', status_code=404)
+
+    keeper = upload.ClaimKeeper(patch, 'me.1', 'h', interval=0.01).start()
+    keeper._thread.join(5)
+    assert not keeper._thread.is_alive() and len(sent) == 1
+    keeper.stop()
+
+
+def test_the_claim_is_no_property_of_the_image():
+    image = {'id': 'x', 'name': 'golden', 'purpose': 'a', upload.CLAIM_PROPERTY: 'other.7@b:1'}
+    assert upload.user_properties(image, CORE) == {'purpose': 'a'}
+    assert upload.metadata_patch(image, {}, {'purpose': 'a'}, True, CORE) == []
 
 
 def test_hashing_body_sends_and_hashes_in_one_pass(tmp_path):

@@ -257,25 +257,166 @@ def test_same_content_under_replace_is_found_not_uploaded(glance, tmp_path, caps
     assert again['changed'] is False and again['id'] == first['id'] and again['deleted'] == []
 
 
-def test_queued_image_from_a_failed_run_is_resumed(glance, tmp_path, capsys):
+class Clocks(object):
+    """Wall and monotonic time that move only when the module sleeps."""
+
+    def __init__(self):
+        self.now = time.time()
+        self.mono = 0.0
+        self.on_sleep = []
+
+    def wall(self):
+        return self.now
+
+    def monotonic(self):
+        return self.mono
+
+    def sleep(self, seconds):
+        self.now += seconds
+        self.mono += seconds
+        for hook in self.on_sleep:
+            hook()
+
+
+@pytest.fixture
+def clocks(glance, monkeypatch):
+    fake = Clocks()
+    monkeypatch.setattr(image_upload.Uploader, 'clock', staticmethod(fake.monotonic))
+    monkeypatch.setattr(image_upload.Uploader, 'wall', staticmethod(fake.wall))
+    monkeypatch.setattr(image_upload.time, 'sleep', fake.sleep)
+    return fake
+
+
+def claim_of(run_id, when):
+    return {upload.CLAIM_PROPERTY: upload.claim_value(run_id, 'host-b', when)}
+
+
+def test_failed_run_gives_its_claim_up_and_the_next_run_replaces_the_image(glance, clocks, tmp_path, capsys):
     path, data = make_file(tmp_path)
     glance.fail_upload = errors.ServiceUnavailableError('Glance went away')
     failed = run_module(base(path), capsys)
     assert failed['failed'] is True
     [left] = glance.images.values()
-    assert left['status'] == 'queued'
+    assert left['status'] == 'queued' and left[upload.CLAIM_PROPERTY].endswith(':0')
     glance.fail_upload = None
-    resumed = run_module(base(path), capsys)
-    assert resumed['changed'] is True and resumed['id'] == left['id']
-    assert len(glance.images) == 1 and glance.data[left['id']] == data
+    again = run_module(base(path), capsys)
+    assert again['changed'] is True and again['deleted'] == [left['id']]
+    assert list(glance.images) == [again['id']] and glance.data[again['id']] == data
+    assert clocks.mono >= upload.CLAIM_WATCH  # judged by the watch, not by the age alone
 
 
-def test_image_stuck_saving_is_replaced(glance, tmp_path, capsys):
+def test_queued_image_given_by_id_is_resumed(glance, clocks, tmp_path, capsys):
     path, data = make_file(tmp_path)
-    stuck = glance.add(name='golden', status='saving')
+    unclaimed = glance.add(name='golden')
+    resumed = run_module(base(path, id=unclaimed['id']), capsys)
+    assert resumed['changed'] is True and resumed['id'] == unclaimed['id'] and resumed['deleted'] == []
+    stale = glance.add(name='other', **claim_of('gone.9', clocks.now - 3600))
+    resumed = run_module(base(path, name='other', id=stale['id']), capsys)
+    assert resumed['changed'] is True and resumed['id'] == stale['id'] and resumed['deleted'] == []
+    assert glance.data[stale['id']] == data and upload.CLAIM_PROPERTY not in glance.images[stale['id']]
+
+
+def test_stale_image_of_a_dead_run_is_deleted_after_the_watch(glance, clocks, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    stuck = glance.add(name='golden', status='saving', **claim_of('gone.9', clocks.now - 400))
+    check = run_module(base(path, _ansible_check_mode=True), capsys)
+    assert check['changed'] is True and check['deleted'] == [stuck['id']] and stuck['id'] in glance.images
     result = run_module(base(path), capsys)
-    assert result['deleted'] == [stuck['id']]
-    assert len(glance.images) == 1 and result['id'] != stuck['id']
+    assert result['changed'] is True and result['deleted'] == [stuck['id']]
+    assert list(glance.images) == [result['id']]
+    assert clocks.mono >= upload.CLAIM_WATCH
+
+
+def test_live_upload_of_another_run_is_waited_for_then_converged_on(glance, clocks, tmp_path, capsys):
+    """The other run refreshes its claim and finishes after a while: this run
+    deletes nothing, uploads nothing and reports no change."""
+    path, data = make_file(tmp_path)
+    other = glance.add(name='golden', status='saving', **claim_of('other.7', clocks.now))
+
+    def other_run():
+        if other['status'] != 'saving':
+            return
+        other.update(claim_of('other.7', clocks.now))
+        if clocks.mono > 120:
+            glance._store(other, data, 'fast')
+            other.pop(upload.CLAIM_PROPERTY)
+
+    clocks.on_sleep.append(other_run)
+    result = run_module(base(path, stale_after=30), capsys)
+    assert result['changed'] is False and result['id'] == other['id'] and result['deleted'] == []
+    assert not glance.uploads() and list(glance.images) == [other['id']]
+
+
+def test_a_run_that_outlives_the_timeout_is_named_and_not_deleted(glance, clocks, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    other = glance.add(name='golden', status='saving', **claim_of('other.7', clocks.now))
+    clocks.on_sleep.append(lambda: other.update(claim_of('other.7', clocks.now)))
+    result = run_module(base(path, timeout=100, stale_after=30), capsys)
+    assert result['failed'] is True
+    assert 'Waited 100 seconds (timeout) for another run to finish image %s (saving, claimed by run other.7 on ' \
+        'host host-b, refreshed 0 seconds ago)' % other['id'] in result['msg']
+    assert 'was not deleted' in result['msg']
+    assert list(glance.images) == [other['id']]
+
+
+def test_an_image_without_a_claim_is_never_deleted(glance, clocks, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    foreign = glance.add(name='golden', status='saving')
+    result = run_module(base(path, stale_after=60), capsys)
+    assert result['failed'] is True
+    assert 'has no osimage_glance_claim property' in result['msg']
+    assert 'this module never deletes an image it did not make' in result['msg']
+    assert list(glance.images) == [foreign['id']] and not glance.uploads()
+
+
+def test_the_claim_is_set_while_uploading_and_gone_afterwards(glance, clocks, tmp_path, capsys, monkeypatch):
+    path, data = make_file(tmp_path)
+    seen = []
+    original = glance.request
+
+    def watching(method, path_, *args, **kwargs):
+        if method == 'PUT':
+            image = glance.images[path_.split('/')[2]]
+            seen.append(upload.parse_claim(image.get(upload.CLAIM_PROPERTY)))
+        return original(method, path_, *args, **kwargs)
+
+    monkeypatch.setattr(glance, 'request', watching)
+    created = run_module(dict(base(path, properties={'a': '1'}, purge_properties=True), _ansible_diff=True), capsys)
+    [claim] = seen
+    assert claim is not None and claim.host and abs(claim.when - clocks.now) < 5
+    assert upload.CLAIM_PROPERTY not in created['image']
+    assert upload.CLAIM_PROPERTY not in created['diff']['after']['properties']
+    # A claim left on an active image is no difference.
+    glance.images[created['id']].update(claim_of('old.1', 5))
+    again = run_module(base(path, properties={'a': '1'}, purge_properties=True), capsys)
+    assert again['changed'] is False
+
+
+@pytest.mark.parametrize('args, text', [
+    ({'stale_after': -1}, 'stale_after is -1'),
+    ({'properties': {upload.CLAIM_PROPERTY: 'x'}}, 'properties.osimage_glance_claim is the mark'),
+])
+def test_claim_options_are_checked_first(glance, tmp_path, capsys, args, text):
+    path, data = make_file(tmp_path)
+    result = run_module(base(path, **args), capsys)
+    assert result['failed'] is True and text in result['msg']
+    assert not glance.images
+
+
+def test_a_500_before_glance_took_any_data_is_sent_again(glance, tmp_path, capsys, monkeypatch):
+    path, data = make_file(tmp_path)
+    original = glance.request
+    refused = []
+
+    def busy_once(method, path_, *args, **kwargs):
+        if method == 'PUT' and not refused:
+            refused.append(path_)
+            raise errors.OsimageError('Glance failed (HTTP 500): database is locked', status_code=500)
+        return original(method, path_, *args, **kwargs)
+
+    monkeypatch.setattr(glance, 'request', busy_once)
+    result = run_module(base(path), capsys)
+    assert result['changed'] is True and glance.data[result['id']] == data and refused
 
 
 def test_refused_upload_deletes_the_image_it_created(glance, tmp_path, capsys):
