@@ -397,6 +397,16 @@ class GlanceAPI(object):
         response = self.request('GET', path, what, **kwargs)
         return response.json()
 
+    def get_image_schema(self) -> dict:
+        """Glance's image schema (``GET /v2/schemas/image``): the attributes
+        an image has, their types, which are read-only, the formats this
+        Glance accepts, and the type of additional properties."""
+        return self.get_json('/schemas/image', 'Reading the image schema of Glance')
+
+    def get_image(self, image_id: str, what: str = None) -> dict:
+        """One image by id (NotFoundError when it is not visible)."""
+        return self.get_json('/images/%s' % image_id, what or 'Reading image %s' % image_id)
+
     def list_images(self, what, **filters):
         """All images matching the filters, following Glance's pagination."""
         images = []

@@ -22,8 +22,9 @@ description:
     keyed by device, inode, size and modification time, so a no-op re-run does not read a large file again.
     Where extended attributes cannot be written, a per-user cache directory is used instead.
   - Everything that can be checked is checked before a byte moves - the formats against those this Glance
-    accepts (its image schema), the aki/ari/ami rule, the length of the name, the file, and that the
-    content is the declared I(disk_format) and passes the format inspector's safety checks.
+    accepts (its image schema), I(properties) and the options I(id), I(owner) and I(tags) against that
+    schema, the aki/ari/ami rule, the length of the name, the file, and that the content is the declared
+    I(disk_format) and passes the format inspector's safety checks.
   - Concurrent runs of the same task on one host are serialised by a lock keyed by cloud, project, owner and
     name; runs on different hosts that create at the same time agree on the oldest image afterwards and
     the others delete their own, so one image remains.
@@ -97,7 +98,21 @@ options:
     elements: str
   properties:
     description:
-      - Additional properties. Values are stored as strings; C(null) removes a property.
+      - Additional properties, and the attributes of Glance's image schema that have no option of their own
+        (for example C(os_hidden)). C(null) removes a property.
+      - Checked against the image schema of this Glance (C(GET /v2/schemas/image)) before anything is
+        created or changed; every key Glance would refuse is named in one message with what to do instead.
+      - A schema attribute gets the type the schema gives it, so text from a template works
+        (C(os_hidden: "true") is sent as the boolean C(true)); a value that cannot be that type is refused.
+      - Any other key is an additional property, which Glance stores as a string. Numbers and booleans are
+        converted (C(12) becomes C("12"), C(true) becomes C("true")); lists and dicts are refused (give them
+        as text, for example with the C(to_json) filter).
+      - Refused are keys Glance sets itself (C(status), C(checksum), C(os_hash_algo), C(os_hash_value),
+        C(size), C(virtual_size), C(created_at), C(updated_at), C(self), C(file), C(schema), C(direct_url)
+        and whatever the schema marks read-only), reserved keys (C(os_glance_*), C(location), C(deleted),
+        C(deleted_at)), C(locations), and keys that have an option of their own (C(id), C(name),
+        C(disk_format), C(container_format), C(visibility), C(min_disk), C(min_ram), C(protected), C(tags),
+        C(owner), C(stores)).
     type: dict
     default: {}
   purge_properties:
@@ -355,6 +370,7 @@ class Uploader(object):
         self.deadline = transfer.Deadline(self.params['timeout'], 'Uploading image %s' % self.params['name'])
         self.schema = None
         self.core = None
+        self.properties = {}
         self.st = None
         self.digests = {}
         self.deleted = []
@@ -366,7 +382,7 @@ class Uploader(object):
 
     # -- lookups ---------------------------------------------------------------
     def load_schema(self):
-        self.schema = self.api.get_json('/schemas/image', 'Reading the image schema of Glance')
+        self.schema = self.api.get_image_schema()
         self.core = set((self.schema.get('properties') or {}).keys()) | set(['stores', 'file', 'schema', 'self'])
 
     @property
@@ -439,7 +455,7 @@ class Uploader(object):
         return wanted
 
     def patch_ops(self, image):
-        return upload.metadata_patch(image, self.wanted(), upload.desired_properties(self.params['properties']),
+        return upload.metadata_patch(image, self.wanted(), self.properties,
                                      self.params['purge_properties'], self.core)
 
     def apply(self, image, ops, action):
@@ -457,7 +473,7 @@ class Uploader(object):
                 body[key] = params[key]
         if params['owner'] and params['owner'] != self.project_id:
             body['owner'] = params['owner']
-        for key, value in upload.desired_properties(params['properties']).items():
+        for key, value in self.properties.items():
             if value is not None:
                 body[key] = value
         return body
@@ -596,6 +612,10 @@ class Uploader(object):
         upload.validate_metadata(self.schema, params['name'],
                                  params['disk_format'] if method != 'copy-image' else None,
                                  params['container_format'] if method != 'copy-image' else None)
+        # Before anything is created: Glance would refuse a bad key only in
+        # the PATCH after the create, and leave a queued image behind.
+        self.properties = upload.check_properties(self.schema, params['properties'])
+        upload.check_options(self.schema, dict((key, params[key]) for key in ('id', 'owner', 'tags')))
         if method in ('direct', 'glance-direct'):
             if not params['filename']:
                 raise errors.BadRequestError('filename is required with import_method=%s.' % method)
