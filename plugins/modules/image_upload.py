@@ -82,10 +82,10 @@ options:
     type: str
     choices: [public, private, shared, community]
   min_disk:
-    description: Minimum disk in GB needed to boot the image.
+    description: Minimum disk in GB needed to boot the image; not negative.
     type: int
   min_ram:
-    description: Minimum RAM in MB needed to boot the image.
+    description: Minimum RAM in MB needed to boot the image; not negative.
     type: int
   protected:
     description:
@@ -193,6 +193,7 @@ options:
     description:
       - Seconds the whole run may take (waiting for another run, upload, import and waiting for C(active)).
         A timeout is reported and never deletes the image.
+      - C(0) means no limit; a negative value is refused before anything is done.
     type: int
     default: 3600
 seealso:
@@ -889,6 +890,7 @@ def main():
             timeout=dict(type='int', default=3600),
         ),
         mutually_exclusive=[['filename', 'uri'], ['stores', 'all_stores']],
+        bounds=dict(timeout=(0, '0 means no limit'), min_disk=(0, 'GB'), min_ram=(0, 'MB')),
         supports_check_mode=True,
     )
     module.run(run)

@@ -236,3 +236,9 @@ def test_directory_is_refused(tmp_path, capsys, glance):
 def test_block_device_reads_only_the_image_size(tmp_path):
     chunks = list(image_verify.limited(iter([b'a' * 10, b'b' * 10, b'c' * 10]), 15))
     assert b''.join(chunks) == b'a' * 10 + b'b' * 5
+
+
+def test_negative_max_virtual_size_is_refused_before_reading(glance, qcow2, capsys):
+    result = run_module({'path': str(qcow2), 'checks': ['format'], 'max_virtual_size': -1}, capsys)
+    assert result['failed'] is True
+    assert result['msg'] == 'max_virtual_size is -1 but must be 0 or more (bytes). Nothing was done.'
