@@ -262,6 +262,36 @@ def check_options(schema, options):
                                      % '; '.join(problems))
 
 
+# Properties that name the kernel and ramdisk images an ami boots with, and
+# the disk_format those images must have (nova boots them as such).
+BOOT_IMAGE_FORMATS = {'kernel_id': 'aki', 'ramdisk_id': 'ari'}
+
+
+def check_boot_images(api, properties):
+    """``kernel_id`` and ``ramdisk_id`` must be ids of images this project
+    sees, with disk_format aki and ari: Glance stores any text there, and
+    the mistake would show only when nova boots the image."""
+    problems = []
+    for key, wanted in sorted(BOOT_IMAGE_FORMATS.items()):
+        image_id = (properties or {}).get(key)
+        if image_id is None:
+            continue
+        kind = 'kernel' if wanted == 'aki' else 'ramdisk'
+        try:
+            image = api.get_image(image_id, 'Looking up the %s image %s (%s)' % (kind, image_id, key))
+        except errors.NotFoundError:
+            problems.append('%s %s is not the id of an image this project can see; give the id (not the name) '
+                            'of an existing %s image with disk_format %s and container_format %s'
+                            % (key, image_id, kind, wanted, wanted))
+            continue
+        if image.get('disk_format') != wanted:
+            problems.append('%s %s is image %r with disk_format %s, not a %s image; give the id of an image with '
+                            'disk_format %s' % (key, image_id, image.get('name'), image.get('disk_format'), kind,
+                                                wanted))
+    if problems:
+        raise errors.BadRequestError('%s. Nothing was created or changed.' % '; '.join(problems))
+
+
 def check_readable(path):
     """``os.stat`` of a readable regular file (or block device), or one clear error."""
     try:

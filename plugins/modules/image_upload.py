@@ -113,6 +113,7 @@ options:
         C(deleted_at)), C(locations), and keys that have an option of their own (C(id), C(name),
         C(disk_format), C(container_format), C(visibility), C(min_disk), C(min_ram), C(protected), C(tags),
         C(owner), C(stores)).
+      - C(kernel_id) and C(ramdisk_id) must be ids of existing images, with I(disk_format) C(aki) and C(ari).
     type: dict
     default: {}
   purge_properties:
@@ -617,6 +618,7 @@ class Uploader(object):
         # the PATCH after the create, and leave a queued image behind.
         self.properties = upload.check_properties(self.schema, params['properties'])
         upload.check_options(self.schema, dict((key, params[key]) for key in ('id', 'owner', 'tags')))
+        upload.check_boot_images(self.api, self.properties)
         if method in ('direct', 'glance-direct'):
             if not params['filename']:
                 raise errors.BadRequestError('filename is required with import_method=%s.' % method)

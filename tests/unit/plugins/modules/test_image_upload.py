@@ -503,3 +503,30 @@ def test_negative_numbers_are_refused_before_any_request(glance, tmp_path, capsy
     result = run_module(base(path, **{option: value}), capsys)
     assert result['failed'] is True and text in result['msg']
     assert glance.calls == []
+
+
+def test_kernel_and_ramdisk_must_be_existing_aki_and_ari_images(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    kernel = glance.add(name='vmlinuz', status='active', disk_format='aki', container_format='aki')
+    ramdisk = glance.add(name='initrd', status='active', disk_format='ari', container_format='ari')
+    disk = glance.add(name='disk', status='active', disk_format='qcow2')
+    missing = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
+    known = dict(glance.images)
+    for properties, texts in [
+        ({'kernel_id': missing}, ['kernel_id %s is not the id of an image this project can see' % missing,
+                                  'existing kernel image with disk_format aki and container_format aki']),
+        ({'kernel_id': 'vmlinuz'}, ['kernel_id vmlinuz is not the id of an image', 'give the id (not the name)']),
+        ({'ramdisk_id': disk['id']}, ["ramdisk_id %s is image 'disk' with disk_format qcow2, not a ramdisk image; "
+                                      "give the id of an image with disk_format ari" % disk['id']]),
+        ({'kernel_id': ramdisk['id'], 'ramdisk_id': kernel['id']}, ['kernel_id %s is image' % ramdisk['id'],
+                                                                    'ramdisk_id %s is image' % kernel['id']]),
+    ]:
+        result = run_module(base(path, properties=properties), capsys)
+        assert result['failed'] is True, result
+        assert all(text in result['msg'] for text in texts), result['msg']
+        assert result['msg'].endswith('Nothing was created or changed.')
+    assert changes(glance) == [] and glance.images == known
+    good = run_module(base(path, properties={'kernel_id': kernel['id'], 'ramdisk_id': ramdisk['id']}), capsys)
+    assert good['changed'] is True and good['image']['kernel_id'] == kernel['id']
+    assert run_module(base(path, properties={'kernel_id': kernel['id'], 'ramdisk_id': ramdisk['id']}),
+                      capsys)['changed'] is False
