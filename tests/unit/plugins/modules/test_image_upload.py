@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import os
+import subprocess
 import time
 
 import jsonschema
@@ -530,3 +531,58 @@ def test_kernel_and_ramdisk_must_be_existing_aki_and_ari_images(glance, tmp_path
     assert good['changed'] is True and good['image']['kernel_id'] == kernel['id']
     assert run_module(base(path, properties={'kernel_id': kernel['id'], 'ramdisk_id': ramdisk['id']}),
                       capsys)['changed'] is False
+
+
+# -- disk_format detected from the content -------------------------------------------------
+def make_qcow2(tmp_path, name='disk.qcow2'):
+    path = tmp_path / name
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', str(path), '8M'], check=True)
+    past = time.time() - 60
+    os.utime(path, (past, past))
+    return str(path)
+
+
+def test_disk_format_is_detected_when_not_given(glance, tmp_path, capsys):
+    raw, data = make_file(tmp_path)
+    qcow2 = make_qcow2(tmp_path)
+    for path, fmt, name in ((raw, 'raw', 'golden'), (qcow2, 'qcow2', 'golden-qcow2')):
+        args = {'name': name, 'filename': path}
+        check = run_module(dict(args, _ansible_check_mode=True), capsys)
+        assert check['changed'] is True and check['detected_disk_format'] == fmt
+        assert check['image']['disk_format'] == fmt
+        created = run_module(args, capsys)
+        assert created['changed'] is True and created['detected_disk_format'] == fmt
+        assert glance.images[created['id']]['disk_format'] == fmt
+        again = run_module(args, capsys)
+        assert again['changed'] is False and again['id'] == created['id'] and again['detected_disk_format'] == fmt
+        # The same image with the format given: the same verdict, nothing to change.
+        given = run_module(dict(args, disk_format=fmt), capsys)
+        assert given['changed'] is False and given['detected_disk_format'] == fmt
+    assert len(glance.uploads()) == 2
+
+
+def test_a_given_disk_format_is_still_cross_checked(glance, tmp_path, capsys):
+    qcow2 = make_qcow2(tmp_path)
+    result = run_module({'name': 'golden', 'filename': qcow2, 'disk_format': 'raw'}, capsys)
+    assert result['failed'] is True and 'declared as raw but the content is qcow2' in result['msg']
+    assert changes(glance) == []
+
+
+def test_detected_format_this_glance_does_not_accept_is_refused(glance, tmp_path, capsys, monkeypatch):
+    qcow2 = make_qcow2(tmp_path)
+    schema = json.loads(json.dumps(SCHEMA))
+    schema['properties']['disk_format']['enum'] = [None, 'raw', 'aki', 'ari', 'ami']
+    monkeypatch.setattr(glance, 'get_image_schema', lambda: schema)
+    result = run_module({'name': 'golden', 'filename': qcow2}, capsys)
+    assert result['failed'] is True
+    assert result['msg'] == ('disk_format is not given and the content of filename %s is qcow2, which is not a '
+                             'disk_format this Glance accepts (raw, aki, ari, ami). Convert the image '
+                             '(osimage.glance.image_convert) or give disk_format.' % qcow2)
+    assert changes(glance) == []
+
+
+def test_web_download_needs_disk_format(glance, capsys):
+    result = run_module({'name': 'golden', 'import_method': 'web-download', 'uri': 'http://example.test/x'}, capsys)
+    assert result['failed'] is True
+    assert 'disk_format is required with import_method=web-download' in result['msg']
+    assert changes(glance) == []
