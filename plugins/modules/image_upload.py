@@ -455,8 +455,11 @@ class Uploader(object):
             except errors.NotFoundError:
                 return []
             return [image]
-        images = self.api.list_images('Looking up images named %r' % params['name'],
-                                      name=params['name'], owner=self.owner)
+        what = 'Looking up images named %r' % params['name']
+        # Glance lists either the hidden images (os_hidden=true) or the
+        # others, never both: an image hidden by an earlier run is found too.
+        images = (self.api.list_images(what, name=params['name'], owner=self.owner)
+                  + self.api.list_images(what, name=params['name'], owner=self.owner, os_hidden='true'))
         gone = ('killed', 'deleted', 'pending_delete')
         return sorted((image for image in images if image.get('status') not in gone),
                       key=lambda image: (image.get('created_at') or '', image['id']))

@@ -89,8 +89,11 @@ class FakeGlance(object):
             raise errors.BadRequestError('Provided object does not match schema: %s' % exc.message, status_code=400)
 
     def list_images(self, what, **filters):
+        # Like Glance: hidden images only with os_hidden=true, and then only they.
+        hidden = filters.pop('os_hidden', 'false') == 'true'
         return [dict(image) for image in self.images.values()
-                if all(image.get(key) == value for key, value in filters.items())]
+                if image.get('os_hidden', False) == hidden
+                and all(image.get(key) == value for key, value in filters.items())]
 
     def add(self, **fields):
         image = dict(id='00000000-0000-0000-0000-%012d' % next(_ids), status='queued', owner=PROJECT,
