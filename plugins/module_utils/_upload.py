@@ -319,6 +319,9 @@ def metadata_view(image, core):
     if image is None:
         return dict(state='absent')
     view = dict((key, image.get(key)) for key in MANAGED_ATTRIBUTES + QUEUED_ONLY_ATTRIBUTES)
+    # A schema attribute set through properties: shown so the diff explains the change.
+    if 'os_hidden' in image:
+        view['os_hidden'] = image['os_hidden']
     view['tags'] = sorted(view.get('tags') or [])
     view['properties'] = user_properties(image, core)
     return view

@@ -492,8 +492,9 @@ def test_os_hidden_from_text_is_a_boolean_and_idempotent(glance, tmp_path, capsy
     assert image['os_hidden'] is True and image['os_version'] == '12' and image['secure'] == 'true'
     assert run_module(dict(args, _ansible_check_mode=True), capsys)['changed'] is False
     assert run_module(args, capsys)['changed'] is False
-    shown = run_module(base(path, properties={'os_hidden': False}), capsys)
+    shown = run_module(base(path, properties={'os_hidden': False}, _ansible_diff=True), capsys)
     assert shown['changed'] is True and glance.images[created['id']]['os_hidden'] is False
+    assert shown['diff']['before']['os_hidden'] is True and shown['diff']['after']['os_hidden'] is False
     assert len(glance.uploads()) == 1
 
 
