@@ -19,7 +19,8 @@
 #                (roles/ROLE/molecule/default) on localhost against the local cloud
 #   demo         the main job: playbooks/image_to_volume.yml writes a sample qcow2 image from the local
 #                cloud onto a loop device, twice (the second run must report changed=0), then
-#                playbooks/demo_fetch.yml
+#                playbooks/demo_fetch.yml, then playbooks/share_and_fetch.yml (check mode on a clean
+#                cloud, real, again, check mode again)
 #   bench        the benchmark (not a test); writes docs/benchmark.md
 #   stop         stop the local cloud
 #
@@ -373,13 +374,60 @@ demo_volume() (
     echo "demo: $demo_loop holds the image's disk; the second run changed nothing"
 )
 
+# playbooks/share_and_fetch.yml on a clean cloud: check mode first (must predict a change and create
+# no image), then for real (changed), again (changed=0) and in check mode again (changed=0). The image
+# and the work directory are removed whatever happens.
+demo_share_cleanup() {
+    "$VENV/bin/python" "$repo/tests/integration/targets/setup_glance_fixture/files/glance_fixture.py" \
+        delete --cloud demo --name "$share_image" >/dev/null || echo "demo: could not delete image $share_image" >&2
+    rm -rf "$share_workdir"
+}
+
+demo_share_count() {
+    "$VENV/bin/python" -c 'import sys, openstack
+print(len(list(openstack.connect(cloud="demo").image.images(name=sys.argv[1]))))' "$share_image"
+}
+
+# Run playbooks/share_and_fetch.yml once (extra arguments: --check); fail unless its recap says
+# changed=$1 (a number, or "any>0").
+demo_share_run() {
+    local want=$1 label=$2 log changed
+    shift 2
+    log=$share_log-$label.log
+    say "ansible-playbook playbooks/share_and_fetch.yml $* ($label)"
+    "$VENV/bin/ansible-playbook" "$repo/playbooks/share_and_fetch.yml" -e "share_image=$share_image" \
+        -e "share_workdir=$share_workdir" "$@" | tee "$log"
+    [[ ${PIPESTATUS[0]} -eq 0 ]] || return 1
+    changed=$(sed -n 's/^localhost *: .*changed=\([0-9]*\).*/\1/p' "$log")
+    echo "demo: $label run of playbooks/share_and_fetch.yml: changed=$changed"
+    if [[ -z $changed ]] || { [[ $want == "any>0" ]] && [[ $changed -eq 0 ]]; } ||
+        { [[ $want != "any>0" ]] && [[ $changed -ne $want ]]; }; then
+        echo "demo: the $label run should have reported changed=$want" >&2
+        return 1
+    fi
+}
+
+demo_share() (
+    share_image=osimage-demo-share-$$ share_workdir=/var/tmp/osimage-demo-share-$$ share_log=$output/demo-share
+    trap demo_share_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    demo_share_cleanup
+    demo_share_run "any>0" check-clean --check || exit 1
+    [[ $(demo_share_count) == 0 ]] || { echo "demo: check mode created an image" >&2; exit 1; }
+    demo_share_run "any>0" first && demo_share_run 0 second && demo_share_run 0 check-converged --check || exit 1
+    echo "demo: the chain upload -> share -> accept -> fetch -> verify ran across two projects without admin"
+)
+
 demo() {
     cloud_up && collections_path && demo_volume &&
     say "ansible-playbook playbooks/demo_fetch.yml" &&
     "$VENV/bin/ansible-playbook" "$repo/playbooks/demo_fetch.yml" &&
+    demo_share &&
     echo "demo: proven: a qcow2 image in Glance was written onto a loop device and holds the image's disk" \
-        "(qemu-img compare), a second run changed nothing, and image_fetch downloaded a verified image twice," \
-        "the second time changing nothing"
+        "(qemu-img compare), a second run changed nothing; image_fetch downloaded a verified image twice," \
+        "the second time changing nothing; and an image was uploaded, shared, accepted, fetched and verified" \
+        "by two non-admin projects, with honest check mode before and after and no change on the re-run"
 }
 
 # One gate: runs the command with its output in $output/gates/NAME.log and fails when it fails; with

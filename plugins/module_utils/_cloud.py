@@ -25,6 +25,7 @@ import base64
 import contextlib
 import importlib
 import importlib.util
+import os
 import re
 import sys
 import time
@@ -65,6 +66,31 @@ def sdk():
         except ImportError:
             raise errors.MissingLibraryError(missing_required_lib('openstacksdk'), exception=traceback.format_exc())
     return _SDK
+
+
+def missing_auth_message(params, exc):
+    """What to set when keystoneauth lacks required auth options (its own
+    "Auth plugin requires parameters which were not given: auth_url")."""
+    missing = ', '.join(sorted(getattr(opt, 'dest', None) or getattr(opt, 'name', None) or str(opt)
+                               for opt in getattr(exc, 'options', None) or ())) or 'auth_url'
+    cloud = params.get('cloud')
+    os_cloud = os.environ.get('OS_CLOUD')
+    if cloud is None and not os_cloud and not params.get('auth'):
+        return ('No cloud to talk to: the option cloud is not set, OS_CLOUD is not set and there is no auth '
+                '(keystoneauth is missing %s). Set cloud to the name of a cloud in your clouds.yaml '
+                '(or export OS_CLOUD, or set cloud once for all modules in module_defaults under '
+                'group/osimage.glance.glance), or give auth with auth_url, username, password and '
+                'project_name.' % missing)
+    if isinstance(cloud, dict):
+        where = 'The auth settings of the cloud dict lack %s' % missing
+    elif params.get('auth'):
+        where = 'The option auth lacks %s' % missing
+    else:
+        where = 'The cloud %r (%s) has no %s in its auth settings' % (
+            cloud or os_cloud, 'option cloud' if cloud else 'from OS_CLOUD', missing)
+    return ('%s. Add it there, or check that a clouds.yaml defining the cloud is found '
+            '(OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml).'
+            % where)
 
 
 class CloudConnection(object):
@@ -275,8 +301,11 @@ class GlanceAPI(object):
 
         def connect():
             config_exception = sdk()['sdk_exceptions'].ConfigException
+            ka_exceptions = sdk()['ka_exceptions']
             try:
                 return connect_cloud(**kwargs)
+            except (ka_exceptions.MissingRequiredOptions, ka_exceptions.MissingAuthPlugin) as exc:
+                raise errors.CloudConfigError(missing_auth_message(params, exc))
             except config_exception as exc:
                 raise errors.CloudConfigError(
                     'Cannot configure the cloud connection: %s. Check the cloud name against your '

@@ -130,10 +130,12 @@ class Inspection(object):
     format and ``inspector`` is the one that matched.
     """
 
-    def __init__(self, what, declared=None):
+    def __init__(self, what, declared=None, option='disk_format'):
+        """``option``: the option that declared the format, for messages."""
         require_oslo_utils()
         self.what = what
         self.declared = declared
+        self.option = option
         self._wrapper = None
         self.inspector = None
 
@@ -207,9 +209,10 @@ class Inspection(object):
                             detected_format=fmt)
 
 
-def check_declared(detected, declared, what):
+def check_declared(detected, declared, what, option='disk_format'):
     """Refuse content whose format is not the declared disk_format, with
-    nova's exceptions (raw covers gpt; the AMI family is not compared)."""
+    nova's exceptions (raw covers gpt; the AMI family is not compared).
+    ``option`` names the option that declared it in the message."""
     if not declared or declared in AMI_FAMILY:
         return
     if detected == declared:
@@ -221,8 +224,8 @@ def check_declared(detected, declared, what):
         hint = (' (%s content cannot be recognised by the inspector, so it cannot be shown to be safe)'
                 % declared)
     raise errors.FormatError(
-        'format check failed for %s: disk_format is declared as %s but the content is %s%s.'
-        % (what, declared, detected, hint), check='format', declared_format=declared, detected_format=detected)
+        'format check failed for %s: %s is declared as %s but the content is %s%s.'
+        % (what, option, declared, detected, hint), check='format', declared_format=declared, detected_format=detected)
 
 
 def effective_format(detected, declared):
@@ -357,7 +360,7 @@ def evaluate(inspection, path, allowed_formats=None, max_virtual_size=None, qemu
     declared = inspection.declared
     detected = inspection.detected()
     inspection.safety_check()
-    check_declared(detected, declared, what)
+    check_declared(detected, declared, what, inspection.option)
     # Refuse a format that is not allowed before qemu-img touches it.
     fmt = effective_format(detected, declared)
     check_limits(fmt, None, what, allowed_formats=allowed_formats)

@@ -359,15 +359,17 @@ def prepare(props, what, store, certificate_path=None, trusted_certificates=None
 
     Returns a ``SignatureCheck`` for a signed image, None for an unsigned one
     that may pass; raises SignatureError for incomplete metadata, an
-    unsigned image when a signature is required (``require``, or trusted
-    certificates given, as nova does), an unusable or untrusted certificate.
+    unsigned image when a signature is required (``require``: true or a
+    string saying why, or trusted certificates given, as nova does), an
+    unusable or untrusted certificate.
     """
     found = signature_properties(props, what, certificate_path=certificate_path)
     if found is None:
         if require or trusted_certificates:
             raise _fail(what, 'the image is not signed (none of %s is set) but a signature is required%s.'
                         % (', '.join(SIGNATURE_PROPERTIES),
-                           ' (require_signature=true)' if require else ' (trusted_certificates are given)'))
+                           ' (%s)' % (require if isinstance(require, str) else 'require_signature=true')
+                           if require else ' (trusted_certificates are given)'))
         return None
     require_cursive()
     if certificate_path:

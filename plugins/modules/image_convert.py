@@ -45,9 +45,9 @@ attributes:
   platform:
     platforms: posix
 requirements:
-  - qemu-img 2.10 or newer on the host that runs the module (package qemu-utils on Debian/Ubuntu,
-    qemu-img on RHEL/CentOS/Fedora).
-  - The Python library oslo.utils (its format inspector) on the host that runs the module.
+  - qemu-img 2.10 or newer on the host that runs the module (package C(qemu-utils) on Debian and Ubuntu,
+    C(qemu-img) on RHEL, CentOS and Fedora)
+  - oslo.utils (its format inspector) on the host that runs the module
 options:
   src:
     description:
@@ -439,10 +439,11 @@ def limits_from(params, virtual_size):
 
 
 # -- the safety gate ------------------------------------------------------
-def inspect(path, declared, what):
+def inspect(path, declared, what, option='format'):
     """Run the format inspector over ``path`` (only as far as it needs to
-    decide) and return the ``_format.Inspection``."""
-    inspection = _format.Inspection(what, declared)
+    decide) and return the ``_format.Inspection``; ``option`` declared the
+    format (named in messages)."""
+    inspection = _format.Inspection(what, declared, option)
     try:
         with open(path, 'rb') as fileobj:
             wrapper = inspection.wrap(transfer.read_chunks(fileobj, INSPECT_CHUNK))
@@ -454,10 +455,10 @@ def inspect(path, declared, what):
     return inspection
 
 
-def safe_source(path, declared, what):
+def safe_source(path, declared, what, option='format'):
     """The gate: the checks image_verify makes (``_format.evaluate``), before
     qemu-img sees the file. Returns ``_format.evaluate``'s dict."""
-    return _format.evaluate(inspect(path, declared, what), path)
+    return _format.evaluate(inspect(path, declared, what, option), path)
 
 
 def safe_encrypted(path, declared, what, qemu):
@@ -466,7 +467,7 @@ def safe_encrypted(path, declared, what, qemu):
     inspection = inspect(path, declared, what)
     detected = inspection.detected()
     inspection.safety_check()
-    _format.check_declared(detected, declared, what)
+    _format.check_declared(detected, declared, what, 'format')
     info = qemu.info(path, qemu_img.to_qemu(detected), what)
     if info.backing_file or info.data_file:
         raise errors.FormatError('%s refers to another file (%s).' % (what, info.backing_file or info.data_file))
@@ -765,7 +766,7 @@ def ensure_converted(module, qemu, output, secret=None):
     check_parent(ctx.dest)
     ctx.kind = dest_type(ctx.dest)
 
-    source = safe_source(ctx.src, module.params['src_format'], 'src %s' % ctx.src)
+    source = safe_source(ctx.src, module.params['src_format'], 'src %s' % ctx.src, 'src_format')
     ctx.src_qemu_format = source['qemu_img_format'] or qemu_img.to_qemu(source['detected_format'])
     ctx.virtual_size = source['virtual_size']
     ctx.limits = limits_from(module.params, ctx.virtual_size)

@@ -172,7 +172,6 @@ options:
       - A negative value is refused before anything is done.
     type: int
 requirements:
-  - openstacksdk
   - cursive (for signed images, unless I(verify_signature=false))
   - oslo.utils and qemu-img (unless I(verify_format=false))
 seealso:
@@ -544,7 +543,7 @@ def prepare_verification(params, api, image):
             'Set verify_format to true, or leave them out.')
     exp = Expectations.from_image(image, states=('active',))
     return Verification.prepare(
-        what, exp, checks, certificate_store(api), trusted_certificates=trusted, require_signature=mode == 'true',
+        what, exp, checks, certificate_store(api), trusted_certificates=trusted, require_signature='verify_signature=true' if mode == 'true' else False,
         allowed_formats=params['allowed_formats'], max_virtual_size=params['max_virtual_size'])
 
 

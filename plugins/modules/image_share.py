@@ -120,22 +120,24 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: Share an image with two projects (the image becomes shared)
+# Under Keystone's default policy only an admin may look projects up by name, so a member
+# without its own cloud is given by project id ("openstack project show -f value -c id NAME"
+# run by the member, or "openstack token issue -c project_id" with its credentials).
+- name: Share an image with two projects by id (the image becomes shared)
   osimage.glance.image_share:
     cloud: demo
     image: debian-12-golden
     members:
-      - project: alt
+      - project: 3c4f9a1d2e5b4c6d8e7f9a0b1c2d3e4f
       - project: 9b1e4c1f0a7d4f0e8a2f51c5f6a3b2d1
 
-- name: Share and accept in one task, with the member's own credentials
+- name: Share and accept in one task, with the member's own credentials (its project is the member)
   osimage.glance.image_share:
     cloud: demo
     image: debian-12-golden
     members:
-      - project: alt
+      - cloud: alt
         status: accepted
-        cloud: alt
 
 - name: Accept an image shared with this project (run as the member)
   osimage.glance.image_share:
@@ -143,12 +145,12 @@ EXAMPLES = r'''
     image: 0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5
     member_status: accepted
 
-- name: Share with exactly these projects, removing all others
+- name: Share with exactly this project, removing all others
   osimage.glance.image_share:
     cloud: demo
     image: debian-12-golden
     members:
-      - project: alt
+      - project: 9b1e4c1f0a7d4f0e8a2f51c5f6a3b2d1
     purge_members: true
 
 - name: Make the image private again, removing all members first

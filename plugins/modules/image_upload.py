@@ -90,7 +90,7 @@ options:
     description: Minimum disk in GB needed to boot the image; not negative.
     type: int
   min_ram:
-    description: Minimum RAM in MB needed to boot the image; not negative.
+    description: Minimum RAM in MiB needed to boot the image; not negative.
     type: int
   protected:
     description:
@@ -202,6 +202,9 @@ options:
       - C(0) means no limit; a negative value is refused before anything is done.
     type: int
     default: 3600
+requirements:
+  - cryptography (only to sign, with I(signing); openstacksdk already depends on it)
+  - oslo.utils (its format inspector)
 seealso:
   - module: osimage.glance.image_fetch
 '''
@@ -955,7 +958,7 @@ def main():
             timeout=dict(type='int', default=3600),
         ),
         mutually_exclusive=[['filename', 'uri'], ['stores', 'all_stores']],
-        bounds=dict(timeout=(0, '0 means no limit'), min_disk=(0, 'GB'), min_ram=(0, 'MB')),
+        bounds=dict(timeout=(0, '0 means no limit'), min_disk=(0, 'GB'), min_ram=(0, 'MiB')),
         supports_check_mode=True,
     )
     module.run(run)

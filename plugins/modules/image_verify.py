@@ -118,10 +118,12 @@ options:
   require_signature:
     description:
       - Refuse an unsigned image. When V(false), an image with none of the signature properties passes the
-        signature check as unsigned.
+        signature check as unsigned (C(signature.signed=false)).
+      - The default is V(true) when I(checks) lists V(signature), so that an audit asking for the signature check
+        never passes an unsigned image; set V(false) explicitly to accept unsigned images there. Otherwise the
+        default is V(false) (a signed image is verified, an unsigned one accepted).
       - Giving I(trusted_certificates) requires a signature too, as in nova.
     type: bool
-    default: false
   trusted_certificates:
     description:
       - Certificates (Barbican secret ids or local PEM file paths) the signing certificate must chain to, as nova's
@@ -143,7 +145,6 @@ requirements:
   - cursive (for signatures)
   - oslo.utils (for the format check)
   - qemu-img (for the format check)
-  - openstacksdk (with I(image) or Barbican certificates)
 notes:
   - The read pass computes every digest in the same pass; the signature's digest is shared with the multihash when
     the hash methods agree (for example C(SHA-512) and C(sha512)).
@@ -319,10 +320,20 @@ STATES_WITH_DATA = ('active', 'deactivated')
 __all__ = ['limited', 'main']
 
 
+def signature_required(params):
+    """require_signature as given, else whether checks asks for the signature
+    check by name (an audit that lists it must not pass an unsigned image)."""
+    if params['require_signature'] is not None:
+        return params['require_signature']
+    if 'signature' in (params['checks'] or ()):
+        return 'checks lists signature; give require_signature=false to accept an unsigned image'
+    return False
+
+
 def choose_checks(params, exp, explicit_mode):
     """The checks to run: those asked for (each must have something to
     compare with), or every one that applies."""
-    signature_applies = (not explicit_mode or any(exp.signature_props.values()) or params['require_signature']
+    signature_applies = (not explicit_mode or any(exp.signature_props.values()) or signature_required(params)
                          or bool(params['trusted_certificates']))
     if params['checks'] is None:
         wanted = set(['format'])
@@ -354,7 +365,7 @@ def verify(module, api):
     # Everything that can fail without the data fails before reading it.
     verification = Verification.prepare(
         what, exp, checks, certificate_store(api), certificate_path=params['certificate_path'],
-        trusted_certificates=params['trusted_certificates'], require_signature=params['require_signature'],
+        trusted_certificates=params['trusted_certificates'], require_signature=signature_required(params),
         allowed_formats=params['allowed_formats'], max_virtual_size=params['max_virtual_size'])
     rpass = read_pass(path, verification.start(), block_limit=exp.size)
 
@@ -384,7 +395,7 @@ def main():
             img_signature_certificate_uuid=dict(type='str'),
             certificate_path=dict(type='path'),
             checks=dict(type='list', elements='str', choices=list(CHECK_ORDER)),
-            require_signature=dict(type='bool', default=False),
+            require_signature=dict(type='bool'),
             trusted_certificates=dict(type='list', elements='str'),
             allowed_formats=dict(type='list', elements='str'),
             max_virtual_size=dict(type='int'),

@@ -11,6 +11,7 @@ option mapping, retries, and one clear error per failure."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -250,3 +251,41 @@ def test_find_image_that_is_not_there_says_where_it_looked():
 def test_v2_root_is_built_from_the_catalog_endpoint(catalog, root):
     api = make_api(FakeConnection(endpoint=catalog))[0]
     assert api.base_url == root
+
+
+@pytest.fixture
+def no_clouds_yaml(tmp_path, monkeypatch):
+    """No clouds.yaml anywhere openstacksdk looks, and no OS_* settings."""
+    for name in list(os.environ):
+        if name.startswith('OS_'):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv('HOME', str(tmp_path))
+    monkeypatch.setenv('XDG_CONFIG_HOME', str(tmp_path / 'config'))
+    monkeypatch.chdir(tmp_path)
+
+
+def _connect_error(params):
+    api = _cloud.GlanceAPI.from_params(dict(dict(cloud=None, auth=None, interface='public'), **params))
+    with pytest.raises(errors.CloudConfigError) as caught:
+        api.conn  # pylint: disable=pointless-statement
+    return caught.value.msg
+
+
+def test_no_cloud_at_all_says_what_to_set(no_clouds_yaml):
+    msg = _connect_error({})
+    assert 'Auth plugin requires' not in msg
+    assert 'the option cloud is not set, OS_CLOUD is not set' in msg
+    assert 'export OS_CLOUD' in msg and 'auth_url' in msg
+
+
+def test_auth_without_auth_url_names_the_option(no_clouds_yaml):
+    msg = _connect_error(dict(auth=dict(username='alice', password='s3cret-marker')))
+    assert msg.startswith('The option auth lacks auth_url.')
+    assert 's3cret-marker' not in msg
+
+
+def test_os_cloud_without_a_clouds_yaml_names_the_cloud(no_clouds_yaml, monkeypatch):
+    monkeypatch.setenv('OS_CLOUD', 'prod')
+    msg = _connect_error({})
+    assert "The cloud 'prod' (from OS_CLOUD) has no auth_url" in msg
+    assert 'clouds.yaml' in msg

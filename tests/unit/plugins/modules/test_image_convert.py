@@ -284,7 +284,7 @@ def test_declared_raw_with_qcow2_inside_is_refused(procs, qcow2, tmp_path, capsy
     result = run_module(dict(src=str(qcow2), src_format='raw', dest=str(tmp_path / 'out.raw'), format='raw'),
                         capsys)
     assert result['rc'] == 1
-    assert 'declared as raw but the content is qcow2' in result['msg']
+    assert 'src_format is declared as raw but the content is qcow2' in result['msg']
     assert procs.touching(str(qcow2)) == []
 
 

@@ -344,7 +344,7 @@ def test_untrusted_signer_is_refused_before_downloading(signed, workdir, pki, tm
 
 def test_required_signature_on_an_unsigned_image_is_refused_before_downloading(glance, workdir, capsys):
     result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'verify_signature': True}, capsys)
-    assert 'the image is not signed' in result['msg'] and 'require_signature=true' in result['msg']
+    assert 'the image is not signed' in result['msg'] and '(verify_signature=true)' in result['msg']
     assert glance.downloads == 0 and os.listdir(workdir) == []
 
 

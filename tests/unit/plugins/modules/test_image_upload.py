@@ -500,7 +500,7 @@ def test_os_hidden_from_text_is_a_boolean_and_idempotent(glance, tmp_path, capsy
 
 @pytest.mark.parametrize('option, value, text', [
     ('timeout', -1, 'timeout is -1 but must be 0 or more (0 means no limit)'),
-    ('min_ram', -512, 'min_ram is -512 but must be 0 or more (MB)'),
+    ('min_ram', -512, 'min_ram is -512 but must be 0 or more (MiB)'),
     ('min_disk', -1, 'min_disk is -1 but must be 0 or more (GB)'),
 ])
 def test_negative_numbers_are_refused_before_any_request(glance, tmp_path, capsys, option, value, text):

@@ -238,6 +238,26 @@ def test_block_device_reads_only_the_image_size(tmp_path):
     assert b''.join(chunks) == b'a' * 10 + b'b' * 5
 
 
+def test_checks_naming_signature_refuses_an_unsigned_file(qcow2, capsys, glance):
+    result = run_module({'path': str(qcow2), 'checks': ['signature', 'format']}, capsys)
+    assert result['rc'] == 1
+    assert 'the image is not signed' in result['msg']
+    assert 'give require_signature=false to accept an unsigned image' in result['msg']
+
+
+def test_checks_naming_signature_accepts_an_unsigned_file_when_allowed(qcow2, capsys, glance):
+    result = run_module({'path': str(qcow2), 'checks': ['signature', 'format'], 'require_signature': False}, capsys)
+    assert result['rc'] == 0, result['msg']
+    assert result['signature']['signed'] is False
+
+
+def test_default_checks_accept_an_unsigned_glance_image(glance, qcow2, capsys):
+    glance.image = glance_image(qcow2)
+    result = run_module({'image': 'cirros', 'path': str(qcow2)}, capsys)
+    assert result['rc'] == 0, result['msg']
+    assert result['checks'] == ['checksum', 'signature', 'format'] and result['signature']['signed'] is False
+
+
 def test_negative_max_virtual_size_is_refused_before_reading(glance, qcow2, capsys):
     result = run_module({'path': str(qcow2), 'checks': ['format'], 'max_virtual_size': -1}, capsys)
     assert result['failed'] is True
