@@ -455,7 +455,8 @@ class GlanceAPI(object):
 
     def find_image(self, name_or_id, **filters):
         """An image by id, or by name when exactly one visible image has it
-        (``filters`` go to the name listing, e.g. ``member_status='all'``)."""
+        (``filters`` go to the name listing, e.g. ``member_status='all'``);
+        a hidden image (os_hidden) when no other image has the name."""
         what = 'Looking up image %r' % name_or_id
         if _UUID_RE.match(name_or_id):
             try:
@@ -463,6 +464,9 @@ class GlanceAPI(object):
             except errors.NotFoundError:
                 pass  # an image may be named like a UUID
         matches = self.list_images(what, name=name_or_id, **filters)
+        if not matches and 'os_hidden' not in filters:
+            # Glance lists hidden images (os_hidden) only when asked for them alone.
+            matches = self.list_images(what, name=name_or_id, os_hidden='true', **filters)
         if not matches:
             raise errors.NotFoundError(
                 'No image with name or id %r is visible to this project in %s. Check the name, the '
