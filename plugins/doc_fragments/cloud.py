@@ -22,12 +22,16 @@ options:
       - Without it, and without I(auth), the C(OS_*) environment variables (for example C(OS_CLOUD)) are used.
       - C(clouds.yaml) is looked up in C(OS_CLIENT_CONFIG_FILE), the current directory,
         C(~/.config/openstack) and C(/etc/openstack).
+      - In a dict, the values of secret keys (C(password), C(token), C(application_credential_secret), any key
+        naming a password, passphrase, passcode, secret or token) are never logged or returned; names and URLs
+        stay readable.
     type: raw
   auth:
     description:
       - Authentication settings (for example C(auth_url), C(username), C(password), C(project_name),
         C(user_domain_name), C(project_domain_name)) for the auth plugin I(auth_type).
-      - Never logged.
+      - The values of its secret keys (C(password), C(token), C(application_credential_secret), ...) are never
+        logged or returned; C(auth_url), user, project and domain names stay readable in messages.
     type: dict
   auth_type:
     description:

@@ -32,6 +32,7 @@ import time
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._imports import import_submodule
@@ -184,7 +185,9 @@ def cloud_argument_spec():
     return dict(
         cloud=dict(type='raw'),
         auth_type=dict(type='str'),
-        auth=dict(type='dict', no_log=True),
+        # Not no_log as a whole: auth_url and the user, project and domain
+        # names stay readable in messages; _module masks its secret keys.
+        auth=dict(type='dict', no_log=False),
         region_name=dict(type='str'),
         validate_certs=dict(type='bool', aliases=['verify']),
         ca_cert=dict(type='path', aliases=['cacert']),
@@ -200,6 +203,14 @@ def cloud_argument_spec():
 def connection_kwargs(params):
     """Turn module parameters into ``openstack.connect`` keyword arguments."""
     cloud = params.get('cloud')
+    if isinstance(cloud, str) and cloud.lstrip().startswith('{'):
+        # A dict given as JSON, as an ad hoc ``-a 'cloud={"auth": ...}'``
+        # gives it (``type='raw'`` leaves it a string).
+        try:
+            cloud = check_type_dict(cloud.strip())
+        except TypeError:
+            raise errors.CloudConfigError('cloud looks like a dict but is not valid JSON; give it as a dict or as '
+                                          'the name of a cloud in clouds.yaml.')
     if isinstance(cloud, dict):
         clashing = sorted(name for name in _CONNECTION_OPTIONS if params.get(name) is not None)
         if clashing:

@@ -13,31 +13,87 @@ Private to the collection; not a public API.
 
 from __future__ import annotations
 
+import json
 import re
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.osimage.glance.plugins.module_utils import _cloud
 from ansible_collections.osimage.glance.plugins.module_utils._errors import InvalidOptionsError, OsimageError
 
 
-# Keys whose values are secrets wherever they appear, e.g. the password inside
-# a ``cloud`` dict (which, like openstack.cloud's, is not no_log as a whole so
-# that cloud names stay readable in the output).
-_SECRET_KEY_RE = re.compile(r'password|secret|token|passphrase|private_key', re.IGNORECASE)
+# Keys whose values are secrets wherever they appear: the password inside a
+# ``cloud`` dict or ``auth`` (neither is no_log as a whole, so that auth_url,
+# user, project and domain names stay readable in messages), a token, an
+# application credential's or OIDC client's secret, a passphrase. Under such a
+# key everything is secret.
+_SECRET_KEY_RE = re.compile(r'passw(?:or)?d|passphrase|passcode|secret|token|api_key|(?:^|[-_])pass$', re.IGNORECASE)
+# ...but not what names, locates or types one: token_endpoint, secret_id,
+# auth_type, a signing key's path.
+_READABLE_KEY_RE = re.compile(r'(?:^|[-_])(?:url|uri|endpoint|type|id|uuid|name|path|file|ref)$', re.IGNORECASE)
+# A string that holds a secret in dict form (JSON or key=value, e.g. an
+# ad-hoc ``-a 'cloud={"auth": ...}'``) but does not parse: masked whole.
+_SECRET_IN_TEXT_RE = re.compile(r'(?:passw(?:or)?d|passphrase|passcode|secret|token|api_key|pass)["\']?\s*[:=]',
+                                re.IGNORECASE)
 
 
-def secret_values(value, secret=False):
-    """Every string held under a secret-looking key in nested dicts/lists."""
+def _is_secret_key(key):
+    key = str(key)
+    return bool(_SECRET_KEY_RE.search(key)) and not _READABLE_KEY_RE.search(key)
+
+
+def _parsed_dict(text):
+    """``text`` as a dict the way AnsibleModule's ``type='dict'`` reads a
+    string (JSON or key=value), or None."""
+    if not (text.lstrip().startswith('{') or '=' in text):
+        return None
+    try:
+        value = check_type_dict(text.strip())
+    except Exception:  # pylint: disable=broad-except
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _with_escaped_forms(values):
+    """Each secret and the forms it takes inside a longer string: the repr
+    of a dict (the logged "Invoked with" line) and JSON (a dict given as a
+    JSON string), where quotes and backslashes are escaped."""
+    forms = set()
+    for value in values:
+        forms.update((value, repr(value)[1:-1], json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]))
+    forms.discard('')
+    return forms
+
+
+def secret_values(value):
+    """Every value held under a secret-looking key in nested dicts/lists (and
+    in strings that are dicts in JSON or key=value form), with the escaped
+    forms it takes inside longer strings."""
+    return _with_escaped_forms(_secrets(value, False))
+
+
+def _secrets(value, secret):
     found = set()
     if isinstance(value, dict):
         for key, item in value.items():
-            found |= secret_values(item, secret or bool(_SECRET_KEY_RE.search(str(key))))
+            found |= _secrets(item, secret or _is_secret_key(key))
     elif isinstance(value, (list, tuple)):
         for item in value:
-            found |= secret_values(item, secret)
-    elif secret and isinstance(value, str) and value:
-        found.add(value)
+            found |= _secrets(item, secret)
+    elif isinstance(value, str):
+        if secret and value:
+            found.add(value)
+        else:
+            parsed = _parsed_dict(value)
+            inner = _secrets(parsed, False) if parsed is not None else set()
+            if inner or (parsed is None and _SECRET_IN_TEXT_RE.search(value)):
+                # The string itself too: it is the raw form that a failed
+                # validation prints and that a parser other than ours reads.
+                found |= inner | {value}
+    elif secret and isinstance(value, (int, float)) and not isinstance(value, bool):
+        # A password written as a number in YAML; it is logged as text.
+        found.add(str(value))
     return found
 
 
@@ -67,6 +123,23 @@ def check_bounds(params, bounds):
         raise InvalidOptionsError('%s. Nothing was done.' % '; '.join(problems), bad_options=bad)
 
 
+class _SecretsFirstModule(AnsibleModule):
+    """An AnsibleModule that knows every secret in its arguments before it
+    validates or logs them.
+
+    AnsibleModule logs "Invoked with ..." to syslog/journald and prints
+    ``invocation.module_args`` on a validation error, masking only the values
+    of no_log options, and those only once validation has found them. Every
+    ansible-core from 2.16 to 2.21 reads the raw arguments in ``_load_params``
+    after creating ``no_log_values`` and before anything else, so the secrets
+    are added right there.
+    """
+
+    def _load_params(self):
+        super(_SecretsFirstModule, self)._load_params()
+        self.no_log_values.update(secret_values(self.params))
+
+
 class GlanceModule(object):
     """An AnsibleModule with the cloud options, run around one function.
 
@@ -85,10 +158,8 @@ class GlanceModule(object):
         self.bounds = dict(CLOUD_BOUNDS if cloud else {}, **(bounds or {}))
         spec = _cloud.cloud_argument_spec() if cloud else {}
         spec.update(argument_spec)
-        self.ansible = AnsibleModule(argument_spec=spec, **kwargs)
+        self.ansible = _SecretsFirstModule(argument_spec=spec, **kwargs)
         self.params = self.ansible.params
-        # Masked in everything the module returns, the logged invocation included.
-        self.ansible.no_log_values.update(secret_values(self.params))
 
     @property
     def check_mode(self):

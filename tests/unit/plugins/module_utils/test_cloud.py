@@ -101,6 +101,13 @@ def test_cloud_dict_is_passed_through_with_the_interface():
     assert _cloud.connection_kwargs(params) == {'auth': {'auth_url': AUTH_URL}, 'interface': 'public'}
 
 
+def test_cloud_dict_given_as_json_is_read_as_a_dict():
+    params = dict(cloud='{"auth": {"auth_url": "%s"}}' % AUTH_URL, interface='public')
+    assert _cloud.connection_kwargs(params) == {'auth': {'auth_url': AUTH_URL}, 'interface': 'public'}
+    with pytest.raises(errors.CloudConfigError, match='not valid JSON'):
+        _cloud.connection_kwargs(dict(cloud='{"auth": ', interface='public'))
+
+
 def test_cloud_dict_with_options_beside_it_names_them():
     params = dict(cloud={'auth': {}}, region_name='r', api_timeout=3, interface='public')
     with pytest.raises(errors.CloudConfigError, match='api_timeout, region_name must go inside that dict'):

@@ -20,12 +20,40 @@ from ansible_collections.osimage.glance.plugins.module_utils import _errors as e
 
 
 def test_secret_values_finds_secrets_at_any_depth_only_under_secret_keys():
-    value = {'cloud': {'auth': {'username': 'demo', 'password': 'hunter2', 'project_name': 'demo'},
-                       'region_name': 'RegionOne'},
-             'members': [{'project': 'alt', 'cloud': {'auth': {'application_credential_secret': 's3cr3t'}}}],
+    value = {'cloud': {'auth': {'username': 'demo', 'password': 'hunter2', 'project_name': 'demo',
+                                'auth_url': 'http://keystone.test/v3'},
+                       'region_name': 'RegionOne', 'auth_type': 'token'},
+             'members': [{'project': 'alt', 'cloud': {'auth': {'application_credential_secret': 's3cr3t',
+                                                               'application_credential_id': 'ac1'}}}],
              'signing': {'passphrase': 'open sesame', 'private_key': '/keys/signer.pem'},
+             'oidc': {'client_secret': 'cs', 'access_token_endpoint': 'http://idp.test/token', 'token': 'tk',
+                      'access_token_type': 'Bearer', 'passcode': 123456, 'os_pass': 'op'},
              'token': None}
-    assert _module.secret_values(value) == {'hunter2', 's3cr3t', 'open sesame', '/keys/signer.pem'}
+    assert _module.secret_values(value) == {'hunter2', 's3cr3t', 'open sesame', 'cs', 'tk', '123456', 'op'}
+
+
+def test_secret_values_holds_the_escaped_forms_of_a_secret():
+    secret = 'a\'b"c\\d'
+    found = _module.secret_values({'auth': {'password': secret}})
+    # As it shows in the repr of a dict (the logged invocation) and in JSON.
+    assert repr({'password': secret}).split(': ', 1)[1][1:-2] in found
+    assert json.dumps(secret)[1:-1] in found
+    assert secret in found
+
+
+@pytest.mark.parametrize('text', [
+    'auth_url=http://keystone.test/v3 username=demo password=hunter2',
+    '{"auth": {"auth_url": "http://keystone.test/v3", "password": "hunter2"}}',
+])
+def test_secret_values_reads_dicts_given_as_strings(text):
+    assert _module.secret_values({'cloud': text}) >= {'hunter2', text}
+
+
+def test_secret_values_masks_a_secret_bearing_string_that_does_not_parse_whole():
+    text = '{"auth_url": "http://keystone.test/v3", "password": "hunter2"'
+    assert text in _module.secret_values({'auth': text})
+    # A plain name is no secret.
+    assert _module.secret_values({'cloud': 'devstack', 'name': 'password-reset-image'}) == set()
 
 
 def test_password_inside_a_cloud_dict_is_masked_in_the_result(capsys):
@@ -42,6 +70,22 @@ def test_password_inside_a_cloud_dict_is_masked_in_the_result(capsys):
     assert 'hunter2' not in output
     assert result['failed'] is True
     assert result['invocation']['module_args']['cloud']['auth']['auth_url'] == 'http://keystone.test/v3'
+
+
+def test_auth_url_and_user_stay_readable_in_a_message_when_auth_is_given(capsys):
+    def fail(module, api):
+        auth = module.params['auth']
+        raise errors.AuthenticationError('Keystone at %s rejected the credentials of user %s'
+                                         % (auth['auth_url'], auth['username']))
+
+    args = {'auth': {'auth_url': 'http://keystone.test/v3', 'username': 'demo', 'password': 'hunter2'}}
+    with patch_module_args(args):
+        module = _module.GlanceModule(argument_spec={})
+        with pytest.raises(SystemExit):
+            module.run(fail)
+    output = capsys.readouterr().out
+    assert 'hunter2' not in output
+    assert json.loads(output)['msg'] == 'Keystone at http://keystone.test/v3 rejected the credentials of user demo'
 
 
 def run_with(args, argument_spec, capsys, **kwargs):
