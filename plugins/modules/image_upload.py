@@ -119,6 +119,7 @@ options:
         C(disk_format), C(container_format), C(visibility), C(min_disk), C(min_ram), C(protected), C(tags),
         C(owner), C(stores)).
       - C(kernel_id) and C(ramdisk_id) must be ids of existing images, with I(disk_format) C(aki) and C(ari).
+      - With I(signing), the C(img_signature*) properties are set by the module and cannot be given here.
     type: dict
     default: {}
   purge_properties:
@@ -690,6 +691,12 @@ class Uploader(object):
                                          'the data, so its format cannot be detected here.')
         if params['signing'] and method not in ('direct', 'glance-direct'):
             raise errors.BadRequestError('signing needs the data locally (import_method direct or glance-direct).')
+        given = sorted(key for key in self.properties if key.startswith('img_signature'))
+        if params['signing'] and given:
+            # Both would be set, and the run's own signature overwritten after the upload.
+            raise errors.BadRequestError(
+                'properties has %s, which signing sets from the data; give either signing or the img_signature* '
+                'properties, not both. Nothing was created or changed.' % ', '.join(given))
         if self.st is not None:
             if not params['disk_format']:
                 self.disk_format = detect_format(params['filename'], self.st.st_size, self.schema)

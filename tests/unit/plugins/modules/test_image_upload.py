@@ -443,6 +443,12 @@ def test_signed_upload_sets_the_signature_before_the_data(glance, tmp_path, caps
     assert patch_at >= 0
     wrong = run_module(base(path, name='other', signing=dict(signing, passphrase='bad')), capsys)
     assert 'cannot be decrypted' in wrong['msg'] or 'cannot be loaded' in wrong['msg']
+    calls = len(changes(glance))
+    both = run_module(base(path, name='other', signing=signing, properties={'img_signature': 'AAAA'}), capsys)
+    assert both['failed'] is True
+    assert both['msg'] == ('properties has img_signature, which signing sets from the data; give either signing or '
+                           'the img_signature* properties, not both. Nothing was created or changed.')
+    assert len(changes(glance)) == calls
 
 
 # -- properties against Glance's image schema -----------------------------------------
