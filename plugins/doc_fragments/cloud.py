@@ -64,7 +64,7 @@ options:
     aliases: [key]
   api_timeout:
     description:
-      - Seconds to wait for a single API response (socket timeout).
+      - Seconds to wait for a single API response (socket timeout); at least 1.
     type: int
   interface:
     description:
@@ -78,6 +78,7 @@ options:
       - How many times to retry a request that fails at connection level (refused, reset, timed out) or
         with HTTP 502, 503 or 504, with exponential backoff starting at half a second.
       - After the last try the module fails with one message naming the service and its endpoint.
+      - C(0) means no retries; a negative value is refused.
     type: int
     default: 3
 requirements:

@@ -437,6 +437,16 @@ class GlanceAPI(object):
         response = self.request('GET', path, what, **kwargs)
         return response.json()
 
+    def get_image_schema(self) -> dict:
+        """Glance's image schema (``GET /v2/schemas/image``): the attributes
+        an image has, their types, which are read-only, the formats this
+        Glance accepts, and the type of additional properties."""
+        return self.get_json('/schemas/image', 'Reading the image schema of Glance')
+
+    def get_image(self, image_id: str, what: str = None) -> dict:
+        """One image by id (NotFoundError when it is not visible)."""
+        return self.get_json('/images/%s' % image_id, what or 'Reading image %s' % image_id)
+
     def list_images(self, what, **filters):
         """All images matching the filters, following Glance's pagination."""
         images = []
@@ -456,7 +466,8 @@ class GlanceAPI(object):
 
     def find_image(self, name_or_id, **filters):
         """An image by id, or by name when exactly one visible image has it
-        (``filters`` go to the name listing, e.g. ``member_status='all'``)."""
+        (``filters`` go to the name listing, e.g. ``member_status='all'``);
+        a hidden image (os_hidden) when no other image has the name."""
         what = 'Looking up image %r' % name_or_id
         if _UUID_RE.match(name_or_id):
             try:
@@ -464,6 +475,9 @@ class GlanceAPI(object):
             except errors.NotFoundError:
                 pass  # an image may be named like a UUID
         matches = self.list_images(what, name=name_or_id, **filters)
+        if not matches and 'os_hidden' not in filters:
+            # Glance lists hidden images (os_hidden) only when asked for them alone.
+            matches = self.list_images(what, name=name_or_id, os_hidden='true', **filters)
         if not matches:
             raise errors.NotFoundError(
                 'No image with name or id %r is visible to this project in %s. Check the name, the '

@@ -177,9 +177,10 @@ class Inspection(object):
             raise self.fail('the data ended before its format could be recognised.')
         names = sorted(str(match) for match in matches)
         if len(matches) > 1:
-            # A bootable ISO also carries an MBR; anything else with two
-            # headers may hide one format inside another.
-            if self.declared == 'iso' and names == ['gpt', 'iso']:
+            # A bootable ISO also carries an MBR (declared iso, or nothing
+            # declared and detected); anything else with two headers may
+            # hide one format inside another.
+            if self.declared in ('iso', None) and names == ['gpt', 'iso']:
                 matches = [match for match in matches if str(match) == 'iso']
             else:
                 raise self.fail(

@@ -20,7 +20,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.osimage.glance.plugins.module_utils import _cloud
-from ansible_collections.osimage.glance.plugins.module_utils._errors import OsimageError
+from ansible_collections.osimage.glance.plugins.module_utils._errors import InvalidOptionsError, OsimageError
 
 
 # Keys whose values are secrets wherever they appear: the password inside a
@@ -97,6 +97,32 @@ def _secrets(value, secret):
     return found
 
 
+# Lower bounds of the cloud options (AnsibleModule's argument spec has none).
+CLOUD_BOUNDS = {'api_timeout': (1, 'seconds to wait for one API response'),
+                'api_retries': (0, '0 means no retries')}
+
+
+def check_bounds(params, bounds):
+    """Refuse numeric options below their minimum, all in one message.
+
+    ``bounds`` maps an option (``limits.timeout`` for a suboption) to
+    ``(minimum, hint)``; the hint says what the smallest values mean. A
+    negative timeout or size is otherwise taken and fails later with a
+    confusing message, possibly after something was created."""
+    problems, bad = [], []
+    for path in sorted(bounds):
+        minimum, hint = bounds[path]
+        value = params
+        for part in path.split('.'):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < minimum:
+            problems.append('%s is %s but must be %s or more%s' % (path, value, minimum,
+                                                                   ' (%s)' % hint if hint else ''))
+            bad.append(path)
+    if problems:
+        raise InvalidOptionsError('%s. Nothing was done.' % '; '.join(problems), bad_options=bad)
+
+
 class _SecretsFirstModule(AnsibleModule):
     """An AnsibleModule that knows every secret in its arguments before it
     validates or logs them.
@@ -124,10 +150,12 @@ class GlanceModule(object):
     needs no cloud never needs the SDK or credentials.
     """
 
-    def __init__(self, argument_spec, cloud=True, **kwargs):
+    def __init__(self, argument_spec, cloud=True, bounds=None, **kwargs):
         """``cloud=False``: a module that never talks to a cloud; it takes no
-        cloud options and ``run`` passes None for the API."""
+        cloud options and ``run`` passes None for the API. ``bounds``: the
+        minimums of numeric options (see ``check_bounds``)."""
         self.cloud = cloud
+        self.bounds = dict(CLOUD_BOUNDS if cloud else {}, **(bounds or {}))
         spec = _cloud.cloud_argument_spec() if cloud else {}
         spec.update(argument_spec)
         self.ansible = _SecretsFirstModule(argument_spec=spec, **kwargs)
@@ -139,6 +167,8 @@ class GlanceModule(object):
 
     def run(self, func):
         try:
+            # With the argument validation: before anything is done.
+            check_bounds(self.params, self.bounds)
             # Connects (and needs openstacksdk) only on first use of the cloud.
             api = _cloud.GlanceAPI.from_params(self.params) if self.cloud else None
             result = func(self, api)

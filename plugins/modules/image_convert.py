@@ -133,7 +133,7 @@ options:
         type: str
       iter_time:
         description:
-          - Milliseconds of key derivation when opening (qemu-img's default is 2000).
+          - Milliseconds of key derivation when opening (qemu-img's default is 2000); at least 1.
         type: int
   force:
     description:
@@ -150,19 +150,19 @@ options:
     suboptions:
       address_space:
         description:
-          - Address space (virtual memory) qemu-img may use, in MiB. C(0) means no limit.
+          - Address space (virtual memory) qemu-img may use, in MiB. C(0) means no limit; not negative.
         type: int
         default: 2048
       cpu_time:
         description:
           - CPU seconds qemu-img may use for one conversion or comparison. C(0) means the automatic limit,
             60 seconds plus 60 seconds per GiB of virtual size (compression on every core takes about 10 s
-            per GiB).
+            per GiB). Not negative.
         type: int
         default: 0
       timeout:
         description:
-          - Wall-clock seconds one conversion or comparison may take. C(0) means no limit.
+          - Wall-clock seconds one conversion or comparison may take. C(0) means no limit; not negative.
         type: int
         default: 0
 notes:
@@ -842,6 +842,10 @@ def main():
             )),
         ),
         cloud=False,
+        bounds={'limits.address_space': (0, 'MiB; 0 means no limit'),
+                'limits.cpu_time': (0, '0 means the automatic limit'),
+                'limits.timeout': (0, '0 means no limit'),
+                'encryption.iter_time': (1, 'milliseconds')},
         add_file_common_args=True,
         supports_check_mode=True,
     )

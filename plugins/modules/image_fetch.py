@@ -120,7 +120,7 @@ options:
   timeout:
     description:
       - Seconds the whole download may take before it is abandoned (and the temporary file removed).
-      - C(0) means no limit. Single API calls are bounded by I(api_timeout).
+      - C(0) means no limit; a negative value is refused. Single API calls are bounded by I(api_timeout).
     type: int
     default: 3600
   verify_signature:
@@ -169,6 +169,7 @@ options:
     description:
       - Largest virtual disk size in bytes the image may have. Checked before downloading against the
         C(virtual_size) Glance records, if any, and after it against what qemu-img reports for the data.
+      - A negative value is refused before anything is done.
     type: int
 requirements:
   - cursive (for signed images, unless I(verify_signature=false))
@@ -860,6 +861,7 @@ def main():
             allowed_formats=dict(type='list', elements='str'),
             max_virtual_size=dict(type='int'),
         ),
+        bounds=dict(timeout=(0, '0 means no limit'), max_virtual_size=(0, 'bytes')),
         add_file_common_args=True,
         supports_check_mode=True,
     )

@@ -20,8 +20,9 @@ description:
   - Both in one task - a member with its own I(members[].cloud) is added by the owner and then
     accepted or rejected with the member's credentials.
   - Glance keeps members only on C(shared) images. When members are wanted and I(visibility) is not
-    given or C(private), the image is made C(shared) (the diff shows it). A C(community) or C(public)
-    image is not narrowed to C(shared) unless I(visibility=shared) says so.
+    given, a private image is made C(shared) (the diff shows it). I(visibility=private) with members is a
+    contradiction and is refused before anything is done. A C(community) or C(public) image is not narrowed
+    to C(shared) unless I(visibility=shared) says so.
   - Members that an image had while it was shared stay in Glance, hidden, while it is not shared and
     come back when it is shared again. They cannot be listed before that, so check mode cannot predict
     them; a real run takes them into account (and I(purge_members=true) removes them).
@@ -309,10 +310,6 @@ def wanted_visibility(module, image, wanted):
     current = image.get('visibility')
     if not wanted:
         return option or current
-    if option == 'private':
-        module.ansible.warn('visibility=private with members: Glance keeps members only on shared images, '
-                            'so image %s is made shared (visible to its members only).' % describe(image))
-        return 'shared'
     if option in ('community', 'public'):
         raise errors.InvalidOptionsError(
             'visibility=%s cannot have members: Glance keeps members only on shared images. Use '
@@ -407,9 +404,19 @@ def set_member_status(api, image, member):
             status_code=403)
 
 
+def check_options(params):
+    """Contradictions in the options, refused before any request."""
+    if params['visibility'] == 'private' and params['members']:
+        raise errors.InvalidOptionsError(
+            'visibility=private contradicts members: a private image has no members (Glance keeps members only '
+            'on shared images). Use visibility=shared to share it with these projects, or drop members (with '
+            'members=[] and purge_members=true to remove the ones it has).')
+
+
 def ensure_shared(module, api):
     """The owner's side; returns ``(changed, result)``."""
     params = module.params
+    check_options(params)
     me = api.whoami()
     image = api.find_image(params['image'])
     check_owner(image, me)

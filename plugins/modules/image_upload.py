@@ -22,8 +22,9 @@ description:
     keyed by device, inode, size and modification time, so a no-op re-run does not read a large file again.
     Where extended attributes cannot be written, a per-user cache directory is used instead.
   - Everything that can be checked is checked before a byte moves - the formats against those this Glance
-    accepts (its image schema), the aki/ari/ami rule, the length of the name, the file, and that the
-    content is the declared I(disk_format) and passes the format inspector's safety checks.
+    accepts (its image schema), I(properties) and the options I(id), I(owner) and I(tags) against that
+    schema, the aki/ari/ami rule, the length of the name, the file, and that the content is the declared
+    I(disk_format) (or, without one, which format it is) and passes the format inspector's safety checks.
   - Concurrent runs (on one host or on many) never destroy each other's work; see the notes for the rule.
     Runs that create at the same time agree on the oldest image afterwards and the others delete their own,
     so one image remains; the others wait for it and then converge on it.
@@ -65,8 +66,13 @@ options:
     type: path
   disk_format:
     description:
-      - Disk format; must be one this Glance accepts and must be what the content is. Required to create
-        an image.
+      - Disk format; must be one this Glance accepts and must be what the content is (the format inspector
+        checks the content of I(filename) against it).
+      - When not given, it is detected from the content of I(filename) with the same format inspector, and
+        the verdict is cross-checked as a given one would be (safety checks, qemu-img); RV(detected_disk_format)
+        says what was found. A disk with a GPT partition table counts as C(raw).
+      - Required with I(import_method=web-download) (the data is not local), and to upload an Amazon
+        kernel, ramdisk or machine image (C(aki), C(ari), C(ami)), whose content the inspector sees as C(raw).
     type: str
   container_format:
     description:
@@ -80,10 +86,10 @@ options:
     type: str
     choices: [public, private, shared, community]
   min_disk:
-    description: Minimum disk in GB needed to boot the image.
+    description: Minimum disk in GB needed to boot the image; not negative.
     type: int
   min_ram:
-    description: Minimum RAM in MiB needed to boot the image.
+    description: Minimum RAM in MiB needed to boot the image; not negative.
     type: int
   protected:
     description:
@@ -96,7 +102,23 @@ options:
     elements: str
   properties:
     description:
-      - Additional properties. Values are stored as strings; C(null) removes a property.
+      - Additional properties, and the attributes of Glance's image schema that have no option of their own
+        (for example C(os_hidden)). C(null) removes a property.
+      - Checked against the image schema of this Glance (C(GET /v2/schemas/image)) before anything is
+        created or changed; every key Glance would refuse is named in one message with what to do instead.
+      - A schema attribute gets the type the schema gives it, so text from a template works (the text
+        C("true") for C(os_hidden) is sent as the boolean C(true)); a value that cannot be that type is refused.
+      - Any other key is an additional property, which Glance stores as a string. Numbers and booleans are
+        converted (C(12) becomes C("12"), C(true) becomes C("true")); lists and dicts are refused (give them
+        as text, for example with the C(to_json) filter).
+      - Refused are keys Glance sets itself (C(status), C(checksum), C(os_hash_algo), C(os_hash_value),
+        C(size), C(virtual_size), C(created_at), C(updated_at), C(self), C(file), C(schema), C(direct_url)
+        and whatever the schema marks read-only), reserved keys (C(os_glance_*), C(location), C(deleted),
+        C(deleted_at)), C(locations), and keys that have an option of their own (C(id), C(name),
+        C(disk_format), C(container_format), C(visibility), C(min_disk), C(min_ram), C(protected), C(tags),
+        C(owner), C(stores)).
+      - C(kernel_id) and C(ramdisk_id) must be ids of existing images, with I(disk_format) C(aki) and C(ari).
+      - With I(signing), the C(img_signature*) properties are set by the module and cannot be given here.
     type: dict
     default: {}
   purge_properties:
@@ -177,6 +199,7 @@ options:
     description:
       - Seconds the whole run may take (waiting for another run, upload, import and waiting for C(active)).
         A timeout is reported and never deletes the image.
+      - C(0) means no limit; a negative value is refused before anything is done.
     type: int
     default: 3600
   stale_after:
@@ -229,6 +252,15 @@ EXAMPLES = r'''
     filename: /srv/images/debian-12.qcow2
     disk_format: qcow2
     on_content_change: replace
+
+- name: Let the module find the disk format, and hide the image from default listings
+  osimage.glance.image_upload:
+    cloud: mycloud
+    name: debian-12-build
+    filename: /srv/images/debian-12-build.img
+    properties:
+      os_hidden: true
+  register: uploaded   # uploaded.detected_disk_format is qcow2, raw, vmdk...
 
 - name: Signed upload, certificate stored in Barbican
   osimage.glance.image_upload:
@@ -298,6 +330,13 @@ kept_protected:
   returned: when there are any
   type: list
   elements: str
+detected_disk_format:
+  description:
+    - The disk_format the format inspector found in the content of I(filename) (in Glance's name; a GPT disk
+      is C(raw)). When I(disk_format) was not given, this is the disk_format the image got.
+  returned: when a local file was given
+  type: str
+  sample: qcow2
 sha512:
   description: sha512 of the local file, when it was known or computed.
   returned: when a local file was given
@@ -344,6 +383,43 @@ def glance_call(action, func, *args, **kwargs):
             status_code=409)
 
 
+def _head(path, limit):
+    """The first ``limit`` bytes of a file, in chunks."""
+    left = limit
+    with open(path, 'rb') as fileobj:
+        while left > 0:
+            chunk = fileobj.read(min(transfer.CHUNK_SIZE, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+
+def detect_format(path, size, schema):
+    """The disk_format of a file when none is given: the format inspector's
+    verdict on its head, in Glance's name (a GPT disk is raw), which must be
+    one this Glance accepts. ``inspect_format`` then cross-checks it as it
+    does a declared one."""
+    from ansible_collections.osimage.glance.plugins.module_utils import _format as formats
+    inspection = formats.Inspection('filename %s' % path)
+    for dummy in inspection.wrap(_head(path, min(size, INSPECT_BYTES))):
+        pass
+    detected = formats.effective_format(inspection.detected(), None)
+    allowed = upload.schema_enum(schema, 'disk_format')
+    if allowed is not None and detected not in allowed:
+        raise errors.FormatError(
+            'disk_format is not given and the content of filename %s is %s, which is not a disk_format this Glance '
+            'accepts (%s). Convert the image (osimage.glance.image_convert) or give disk_format.'
+            % (path, detected, ', '.join(allowed)), check='format', detected_format=detected)
+    return detected
+
+
+def formats_name(detected):
+    """The Glance disk_format of a format the inspector detected."""
+    from ansible_collections.osimage.glance.plugins.module_utils import _format as formats
+    return formats.effective_format(detected, None)
+
+
 def inspect_format(path, disk_format, size):
     """The one call site of the format inspector (osimage.glance's _format):
     the declared disk_format must be what the content is, and the content must
@@ -354,18 +430,7 @@ def inspect_format(path, disk_format, size):
     what = 'filename %s' % path
     inspection = formats.Inspection(what, declared=disk_format)
     limit = size if disk_format == 'vmdk' else min(size, INSPECT_BYTES)
-
-    def head():
-        left = limit
-        with open(path, 'rb') as fileobj:
-            while left > 0:
-                chunk = fileobj.read(min(transfer.CHUNK_SIZE, left))
-                if not chunk:
-                    return
-                left -= len(chunk)
-                yield chunk
-
-    for dummy in inspection.wrap(head()):
+    for dummy in inspection.wrap(_head(path, limit)):
         pass
     return formats.evaluate(inspection, path)
 
@@ -392,6 +457,10 @@ class Uploader(object):
                                            clock=self.clock)
         self.schema = None
         self.core = None
+        self.properties = {}
+        # The disk_format given, or the one detected from the content.
+        self.disk_format = module.params['disk_format']
+        self.detected_disk_format = None
         self.st = None
         self.digests = {}
         self.deleted = []
@@ -403,7 +472,7 @@ class Uploader(object):
 
     # -- lookups ---------------------------------------------------------------
     def load_schema(self):
-        self.schema = self.api.get_json('/schemas/image', 'Reading the image schema of Glance')
+        self.schema = self.api.get_image_schema()
         self.core = set((self.schema.get('properties') or {}).keys()) | set(['stores', 'file', 'schema', 'self'])
 
     @property
@@ -424,8 +493,11 @@ class Uploader(object):
             except errors.NotFoundError:
                 return []
             return [image]
-        images = self.api.list_images('Looking up images named %r' % params['name'],
-                                      name=params['name'], owner=self.owner)
+        what = 'Looking up images named %r' % params['name']
+        # Glance lists either the hidden images (os_hidden=true) or the
+        # others, never both: an image hidden by an earlier run is found too.
+        images = (self.api.list_images(what, name=params['name'], owner=self.owner)
+                  + self.api.list_images(what, name=params['name'], owner=self.owner, os_hidden='true'))
         gone = ('killed', 'deleted', 'pending_delete')
         return sorted((image for image in images if image.get('status') not in gone),
                       key=lambda image: (image.get('created_at') or '', image['id']))
@@ -471,12 +543,12 @@ class Uploader(object):
         if params['owner']:
             wanted['owner'] = params['owner']
         if params['import_method'] != 'copy-image':
-            wanted['disk_format'] = params['disk_format']
+            wanted['disk_format'] = self.disk_format
             wanted['container_format'] = params['container_format']
         return wanted
 
     def patch_ops(self, image):
-        return upload.metadata_patch(image, self.wanted(), upload.desired_properties(self.params['properties']),
+        return upload.metadata_patch(image, self.wanted(), self.properties,
                                      self.params['purge_properties'], self.core)
 
     def apply(self, image, ops, action):
@@ -487,14 +559,14 @@ class Uploader(object):
 
     def new_image_body(self):
         params = self.params
-        body = dict(name=params['name'], disk_format=params['disk_format'],
+        body = dict(name=params['name'], disk_format=self.disk_format,
                     container_format=params['container_format'])
         for key in ('visibility', 'min_disk', 'min_ram', 'tags', 'id'):
             if params[key] is not None:
                 body[key] = params[key]
         if params['owner'] and params['owner'] != self.project_id:
             body['owner'] = params['owner']
-        for key, value in upload.desired_properties(params['properties']).items():
+        for key, value in self.properties.items():
             if value is not None:
                 body[key] = value
         body[upload.CLAIM_PROPERTY] = self.claim()
@@ -738,9 +810,16 @@ class Uploader(object):
         method = params['import_method']
         if params['state'] == 'present' and not params['name'] and not (method == 'copy-image' and params['id']):
             raise errors.BadRequestError('name is required with state=present.')
+        # Without disk_format the aki/ari/ami rule waits for the detected format.
+        detect = not params['disk_format'] and method in ('direct', 'glance-direct')
         upload.validate_metadata(self.schema, params['name'],
                                  params['disk_format'] if method != 'copy-image' else None,
-                                 params['container_format'] if method != 'copy-image' else None)
+                                 params['container_format'] if method != 'copy-image' and not detect else None)
+        # Before anything is created: Glance would refuse a bad key only in
+        # the PATCH after the create, and leave a queued image behind.
+        self.properties = upload.check_properties(self.schema, params['properties'])
+        upload.check_options(self.schema, dict((key, params[key]) for key in ('id', 'owner', 'tags')))
+        upload.check_boot_images(self.api, self.properties)
         if method in ('direct', 'glance-direct'):
             if not params['filename']:
                 raise errors.BadRequestError('filename is required with import_method=%s.' % method)
@@ -749,8 +828,9 @@ class Uploader(object):
             raise errors.BadRequestError('filename cannot be used with import_method=%s.' % method)
         if method == 'web-download' and not params['uri']:
             raise errors.BadRequestError('uri is required with import_method=web-download.')
-        if method != 'copy-image' and not params['disk_format']:
-            raise errors.BadRequestError('disk_format is required to create an image.')
+        if method == 'web-download' and not params['disk_format']:
+            raise errors.BadRequestError('disk_format is required with import_method=web-download: Glance fetches '
+                                         'the data, so its format cannot be detected here.')
         if params['signing'] and method not in ('direct', 'glance-direct'):
             raise errors.BadRequestError('signing needs the data locally (import_method direct or glance-direct).')
         if params['stale_after'] is not None and params['stale_after'] < 0:
@@ -759,8 +839,19 @@ class Uploader(object):
         if upload.CLAIM_PROPERTY in (params['properties'] or {}):
             raise errors.BadRequestError('properties.%s is the mark this module puts on an image while a run makes '
                                          'it; leave it out.' % upload.CLAIM_PROPERTY)
+        given = sorted(key for key in self.properties if key.startswith('img_signature'))
+        if params['signing'] and given:
+            # Both would be set, and the run's own signature overwritten after the upload.
+            raise errors.BadRequestError(
+                'properties has %s, which signing sets from the data; give either signing or the img_signature* '
+                'properties, not both. Nothing was created or changed.' % ', '.join(given))
         if self.st is not None:
-            inspect_format(params['filename'], params['disk_format'], self.st.st_size)
+            if not params['disk_format']:
+                self.disk_format = detect_format(params['filename'], self.st.st_size, self.schema)
+                # The aki/ari/ami rule again, with the detected format.
+                upload.validate_metadata(self.schema, None, self.disk_format, params['container_format'])
+            verdict = inspect_format(params['filename'], self.disk_format, self.st.st_size)
+            self.detected_disk_format = formats_name(verdict['detected_format'])
 
     def ensure_present(self):
         self.load_schema()
@@ -788,6 +879,8 @@ class Uploader(object):
             result['transfer'] = self.transfer
         if self.digests.get(ALGO):
             result['sha512'] = self.digests[ALGO]
+        if self.detected_disk_format:
+            result['detected_disk_format'] = self.detected_disk_format
         if self.kept:
             result['kept_protected'] = self.kept
         for warning in self.warnings:
@@ -1045,6 +1138,7 @@ def main():
             stale_after=dict(type='int', default=300),
         ),
         mutually_exclusive=[['filename', 'uri'], ['stores', 'all_stores']],
+        bounds=dict(timeout=(0, '0 means no limit'), min_disk=(0, 'GB'), min_ram=(0, 'MiB')),
         supports_check_mode=True,
     )
     module.run(run)

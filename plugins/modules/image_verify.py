@@ -139,7 +139,7 @@ options:
     elements: str
   max_virtual_size:
     description:
-      - Largest virtual disk size in bytes the image may have (as qemu-img reports it).
+      - Largest virtual disk size in bytes the image may have (as qemu-img reports it); not negative.
     type: int
 requirements:
   - cursive (for signatures)
@@ -402,6 +402,7 @@ def main():
         ),
         mutually_exclusive=[('image', option) for option in EXPLICIT_OPTIONS],
         required_together=[('hash_algo', 'hash_value')],
+        bounds=dict(max_virtual_size=(0, 'bytes')),
         supports_check_mode=True,
     )
     module.run(verify)

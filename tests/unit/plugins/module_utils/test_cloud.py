@@ -253,9 +253,21 @@ def test_find_image_by_id_falls_back_to_a_name_that_looks_like_an_id():
 
 
 def test_find_image_that_is_not_there_says_where_it_looked():
-    api = make_api(FakeConnection(responses=[FakeResponse(200, body={'images': []})]))[0]
+    conn = FakeConnection(responses=[FakeResponse(200, body={'images': []}), FakeResponse(200, body={'images': []})])
+    api = make_api(conn)[0]
     with pytest.raises(errors.NotFoundError, match="No image with name or id 'nope' is visible .* %s" % ENDPOINT):
         api.find_image('nope')
+    assert [request[1] for request in conn.session.requests] == [
+        ENDPOINT + '/v2/images', ENDPOINT + '/v2/images']
+    assert conn.session.requests[1][2]['params'] == {'name': 'nope', 'os_hidden': 'true', 'limit': 100}
+
+
+def test_find_image_finds_a_hidden_image_by_name():
+    """Glance leaves hidden images out of a listing unless os_hidden=true."""
+    conn = FakeConnection(responses=[FakeResponse(200, body={'images': []}),
+                                     FakeResponse(200, body={'images': [{'id': 'h-id', 'name': 'golden'}]})])
+    api = make_api(conn)[0]
+    assert api.find_image('golden')['id'] == 'h-id'
 
 
 @pytest.mark.parametrize('catalog, root', [

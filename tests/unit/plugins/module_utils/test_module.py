@@ -86,3 +86,35 @@ def test_auth_url_and_user_stay_readable_in_a_message_when_auth_is_given(capsys)
     output = capsys.readouterr().out
     assert 'hunter2' not in output
     assert json.loads(output)['msg'] == 'Keystone at http://keystone.test/v3 rejected the credentials of user demo'
+
+
+def run_with(args, argument_spec, capsys, **kwargs):
+    ran = []
+    with patch_module_args(args):
+        module = _module.GlanceModule(argument_spec=argument_spec, **kwargs)
+        with pytest.raises(SystemExit):
+            module.run(lambda module, api: ran.append(True) or {'changed': False})
+    return json.loads(capsys.readouterr().out), ran
+
+
+def test_numbers_below_their_minimum_are_refused_before_the_run(capsys):
+    spec = {'timeout': {'type': 'int', 'default': 3600},
+            'limits': {'type': 'dict', 'default': {}, 'options': {'cpu_time': {'type': 'int', 'default': 0}}}}
+    bounds = {'timeout': (0, '0 means no limit'), 'limits.cpu_time': (0, None)}
+    result, ran = run_with({'timeout': -5, 'limits': {'cpu_time': -1}, 'api_retries': -1}, spec, capsys,
+                           bounds=bounds)
+    assert result['failed'] is True and ran == []
+    assert result['msg'] == ('api_retries is -1 but must be 0 or more (0 means no retries); limits.cpu_time is -1 '
+                             'but must be 0 or more; timeout is -5 but must be 0 or more (0 means no limit). '
+                             'Nothing was done.')
+    assert result['bad_options'] == ['api_retries', 'limits.cpu_time', 'timeout']
+
+
+def test_zero_and_the_defaults_pass_and_a_zero_api_timeout_does_not(capsys):
+    spec = {'timeout': {'type': 'int', 'default': 3600}}
+    result, ran = run_with({'timeout': 0}, spec, capsys, bounds={'timeout': (0, None)})
+    assert ran == [True] and 'failed' not in result
+    result, ran = run_with({'api_timeout': 0}, spec, capsys)
+    assert ran == [] and 'api_timeout is 0 but must be 1 or more' in result['msg']
+    result, ran = run_with({}, {}, capsys, cloud=False)
+    assert ran == [True]

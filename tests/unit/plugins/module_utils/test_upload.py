@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import threading
 import time
@@ -28,6 +29,9 @@ SCHEMA = {'properties': {
     'protected': {}, 'owner': {}, 'os_hash_value': {}, 'os_hash_algo': {}, 'checksum': {}, 'size': {},
 }}
 CORE = set(SCHEMA['properties'])
+# A copy of GET /v2/schemas/image of the local cloud's Glance (33.0.0).
+with open(os.path.join(os.path.dirname(__file__), '..', 'fixtures', 'glance_image_schema.json')) as _fileobj:
+    REAL_SCHEMA = json.load(_fileobj)
 
 
 def test_formats_are_checked_against_the_schema():
@@ -50,6 +54,93 @@ def test_amazon_formats_must_match_and_names_are_limited():
     assert 'name is 256 characters long' in info.value.msg
 
 
+@pytest.mark.parametrize('key, text', [
+    ('id', 'use the option id instead'),
+    ('disk_format', 'use the option disk_format instead'),
+    ('min_ram', 'use the option min_ram instead'),
+    ('owner', 'use the option owner instead'),
+    ('stores', 'use the option stores (or all_stores) instead'),
+    ('os_hash_value', 'computed by Glance from the uploaded data; it cannot be set'),
+    ('os_hash_algo', 'computed by Glance from the uploaded data'),
+    ('checksum', 'computed by Glance'),
+    ('status', 'set by Glance'),
+    ('created_at', 'a time stamp set by Glance'),
+    ('self', 'a link set by Glance'),
+    ('locations', "Glance's location API"),
+    ('os_glance_importing_to_stores', "reserved for Glance's own use"),
+    ('deleted', "reserved for Glance's own use"),
+    ('k' * 256, 'at most 255 characters'),
+])
+def test_keys_glance_would_refuse_are_named_with_what_to_do(key, text):
+    with pytest.raises(errors.BadRequestError) as info:
+        upload.check_properties(REAL_SCHEMA, {key: 'x', 'fine': 'y'})
+    assert info.value.msg.startswith("properties has 1 key(s) that Glance would refuse; nothing was created")
+    assert '. %s: ' % key in info.value.msg and text in info.value.msg
+    assert info.value.details['bad_properties'] == [key]
+
+
+def test_a_read_only_key_of_the_operators_schema_is_refused():
+    schema = dict(REAL_SCHEMA, properties=dict(REAL_SCHEMA['properties'], os_secure_boot={'readOnly': True}))
+    with pytest.raises(errors.BadRequestError) as info:
+        upload.check_properties(schema, {'os_secure_boot': 'required'})
+    assert 'os_secure_boot: read-only in the image schema of this Glance' in info.value.msg
+
+
+def test_every_bad_key_is_named_at_once():
+    with pytest.raises(errors.BadRequestError) as info:
+        upload.check_properties(REAL_SCHEMA, {'id': 'x', 'os_hash_value': 'y', 'os_hidden': 'maybe', 'ok': '1'})
+    assert info.value.details['bad_properties'] == ['id', 'os_hash_value', 'os_hidden']
+    assert "os_hidden: Glance's schema wants a boolean (true or false), not 'maybe'" in info.value.msg
+
+
+def test_schema_attributes_get_their_type_and_the_rest_become_strings():
+    props = upload.check_properties(REAL_SCHEMA, {
+        'os_hidden': 'true', 'os_distro': 'debian', 'os_version': 12, 'ratio': 1.5, 'flag': False, 'gone': None})
+    assert props == {'os_hidden': True, 'os_distro': 'debian', 'os_version': '12', 'ratio': '1.5',
+                     'flag': 'false', 'gone': None}
+    assert upload.check_properties(REAL_SCHEMA, {'os_hidden': 'no'}) == {'os_hidden': False}
+    assert upload.check_properties(REAL_SCHEMA, {'os_hidden': True}) == {'os_hidden': True}
+
+
+@pytest.mark.parametrize('props, text', [
+    ({'os_hidden': None}, "os_hidden: it cannot be removed or null: Glance's schema wants a boolean"),
+    ({'os_hidden': 'sometimes'}, "wants a boolean (true or false), not 'sometimes'"),
+    ({'hw_disk_bus': ['scsi']}, "hw_disk_bus: Glance's schema wants a string, not a list (to store structured "
+                                "data, give it as text, for example with the to_json filter)"),
+    ({'meta': {'a': 1}}, 'wants a string, not a dict'),
+])
+def test_wrong_types_are_refused_with_the_expected_type(props, text):
+    with pytest.raises(errors.BadRequestError) as info:
+        upload.check_properties(REAL_SCHEMA, props)
+    assert text in info.value.msg
+
+
+def test_the_operators_schema_limits_apply():
+    """A Glance with schema-image.json has typed and patterned properties
+    (kernel_id a uuid, os_version at most 255 characters)."""
+    uuid_pattern = REAL_SCHEMA['properties']['id']['pattern']
+    schema = dict(REAL_SCHEMA, properties=dict(
+        REAL_SCHEMA['properties'], kernel_id={'type': ['null', 'string'], 'pattern': uuid_pattern},
+        hw_count={'type': 'integer', 'minimum': 1}))
+    assert upload.check_properties(schema, {'hw_count': '4'}) == {'hw_count': 4}
+    for props, text in [({'kernel_id': 'vmlinuz'}, "kernel_id: 'vmlinuz' does not match the pattern"),
+                        ({'hw_count': 0}, 'hw_count: 0 is less than the minimum 1'),
+                        ({'hw_count': 'four'}, "wants an integer, not 'four'")]:
+        with pytest.raises(errors.BadRequestError) as info:
+            upload.check_properties(schema, props)
+        assert text in info.value.msg
+
+
+def test_options_are_checked_against_the_schema():
+    upload.check_options(REAL_SCHEMA, {'id': '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5', 'tags': ['a'], 'owner': None})
+    with pytest.raises(errors.BadRequestError) as info:
+        upload.check_options(REAL_SCHEMA, {'id': 'golden', 'tags': ['t' * 256], 'owner': 'o' * 256})
+    assert info.value.msg.startswith('Glance would refuse these options; nothing was created or changed.')
+    assert "id: 'golden' does not match the pattern" in info.value.msg
+    assert 'tags: it is 256 characters long; Glance allows at most 255' in info.value.msg
+    assert 'owner: it is 256 characters long' in info.value.msg
+
+
 def test_check_readable(tmp_path):
     with pytest.raises(errors.DestinationError) as info:
         upload.check_readable(str(tmp_path / 'missing'))
@@ -67,7 +158,7 @@ def test_patch_adds_replaces_removes_and_purges():
              'keep': '1', 'change': 'old', 'drop': 'x', 'os_glance_importing_to_stores': '',
              'img_signature': 'sig'}
     wanted = {'name': 'n', 'min_ram': 128, 'tags': ['a', 'b'], 'disk_format': 'raw', 'visibility': None}
-    props = upload.desired_properties({'change': 'new', 'add': 5, 'flag': True, 'keep': '1'})
+    props = upload.check_properties(REAL_SCHEMA, {'change': 'new', 'add': 5, 'flag': True, 'keep': '1'})
     ops = upload.metadata_patch(image, wanted, props, purge=True, core=CORE)
     assert ops == [
         {'op': 'replace', 'path': '/min_ram', 'value': 128},

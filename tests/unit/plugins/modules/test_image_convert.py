@@ -426,3 +426,13 @@ def test_reason_says_why_it_converted(procs, qcow2, tmp_path, capsys):
         fileobj.write(b'x')
     assert run_module(args, capsys)['reason'].startswith('qemu-img compare finds different data')
     assert run_module(dict(args, force=True), capsys)['reason'] == 'force is set'
+
+
+def test_negative_limits_are_refused_before_qemu_img_runs(procs, qcow2, tmp_path, capsys):
+    dest = tmp_path / 'out.raw'
+    result = run_module({'src': str(qcow2), 'dest': str(dest), 'format': 'raw',
+                         'limits': {'timeout': -1, 'address_space': -1}}, capsys)
+    assert result['failed'] is True
+    assert result['msg'] == ('limits.address_space is -1 but must be 0 or more (MiB; 0 means no limit); '
+                             'limits.timeout is -1 but must be 0 or more (0 means no limit). Nothing was done.')
+    assert procs.calls == [] and not dest.exists()

@@ -624,3 +624,12 @@ def test_tampered_gzip_image_fails_on_its_hash_first(gzipped, workdir, capsys):
     result = run_module({'image': 'cirros', 'dest': str(dest), 'decompress': True}, capsys)
     assert 'the data does not match the image' in result['msg']
     assert dest.read_bytes() == b'old' and os.listdir(workdir) == ['image.raw']
+
+
+def test_negative_timeout_and_max_virtual_size_are_refused_before_anything(glance, tmp_path, capsys):
+    dest = tmp_path / 'x.raw'
+    result = run_module({'image': 'cirros', 'dest': str(dest), 'timeout': -1, 'max_virtual_size': -2}, capsys)
+    assert result['failed'] is True
+    assert result['msg'] == ('max_virtual_size is -2 but must be 0 or more (bytes); timeout is -1 but must be 0 or '
+                             'more (0 means no limit). Nothing was done.')
+    assert glance.downloads == 0 and not dest.exists()

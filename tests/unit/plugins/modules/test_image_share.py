@@ -493,13 +493,25 @@ def test_public_refused_by_policy_is_one_clear_message(cloud, capsys):
     assert cloud.images[image_id]['visibility'] == 'private'
 
 
-def test_explicit_private_with_members_makes_the_image_shared_and_warns(cloud, capsys):
-    image_id = cloud.add_image('golden')
-    result = run_module({'image': 'golden', 'visibility': 'private', 'members': [{'project': ALT}]}, capsys)
-    assert cloud.images[image_id]['visibility'] == 'shared'
-    assert result['diff']['after']['visibility'] == 'shared'
-    # ansible-core 2.19 reports warnings as structured events; earlier versions as strings.
-    assert 'visibility=private with members: Glance keeps members only on shared images' in json.dumps(result['warnings'])
+@pytest.mark.parametrize('check', [True, False])
+def test_private_with_members_is_refused_before_any_request(cloud, capsys, monkeypatch, check):
+    image_id = cloud.add_image('golden', visibility='shared')
+    cloud.members[image_id][OPS] = 'accepted'
+
+    def no_request(*args, **kwargs):
+        raise AssertionError('a request was sent')
+
+    monkeypatch.setattr(FakeSession, 'request', no_request)
+    monkeypatch.setattr(FakeSession, 'get_token', no_request)
+    result = run_module({'image': 'golden', 'visibility': 'private', 'members': [{'project': ALT}]}, capsys,
+                        check=check)
+    assert result['failed'] is True
+    assert result['msg'] == ('visibility=private contradicts members: a private image has no members (Glance keeps '
+                             'members only on shared images). Use visibility=shared to share it with these '
+                             'projects, or drop members (with members=[] and purge_members=true to remove the '
+                             'ones it has).')
+    assert cloud.writes == [] and cloud.images[image_id]['visibility'] == 'shared'
+    assert cloud.members[image_id] == {OPS: 'accepted'}
 
 
 @pytest.mark.parametrize('visibility', ['community', 'public'])

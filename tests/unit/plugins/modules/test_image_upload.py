@@ -15,8 +15,10 @@ import hashlib
 import itertools
 import json
 import os
+import subprocess
 import time
 
+import jsonschema
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
@@ -26,12 +28,15 @@ from ansible_collections.osimage.glance.plugins.module_utils import _errors as e
 from ansible_collections.osimage.glance.plugins.module_utils import _upload as upload
 from ansible_collections.osimage.glance.plugins.modules import image_upload
 
-SCHEMA = {'properties': dict((key, {}) for key in (
-    'id', 'name', 'status', 'visibility', 'protected', 'checksum', 'os_hash_algo', 'os_hash_value', 'owner',
-    'size', 'virtual_size', 'min_ram', 'min_disk', 'created_at', 'updated_at', 'tags', 'disk_format',
-    'container_format', 'os_hidden', 'stores'))}
-SCHEMA['properties']['disk_format'] = {'enum': [None, 'aki', 'ari', 'ami', 'raw', 'qcow2']}
-SCHEMA['properties']['container_format'] = {'enum': [None, 'aki', 'ari', 'ami', 'bare']}
+# A copy of GET /v2/schemas/image of the local cloud's Glance (33.0.0).
+with open(os.path.join(os.path.dirname(__file__), '..', 'fixtures', 'glance_image_schema.json')) as _fileobj:
+    SCHEMA = json.load(_fileobj)
+# What Glance's image API refuses before its schema validation
+# (glance.api.v2.images.RequestDeserializer).
+DISALLOWED = ('direct_url', 'self', 'file', 'schema', 'stores')
+READ_ONLY = ('created_at', 'updated_at', 'status', 'checksum', 'size', 'virtual_size', 'direct_url', 'self',
+             'file', 'schema', 'id', 'os_hash_algo', 'os_hash_value')
+RESERVED = ('location', 'deleted', 'deleted_at')
 PROJECT = 'p' * 32
 _ids = itertools.count(1)
 
@@ -64,13 +69,35 @@ class FakeGlance(object):
     def get_json(self, path, what, **kwargs):
         return self.request('GET', path, what).json()
 
+    def get_image_schema(self):
+        return self.get_json('/schemas/image', 'Reading the image schema of Glance')
+
+    def get_image(self, image_id, what=None):
+        return self.get_json('/images/%s' % image_id, what or 'Reading image %s' % image_id)
+
+    @staticmethod
+    def refuse(body, read_only, validate=True):
+        """Glance's checks of a create body or of a patched attribute: 403
+        for what it sets itself or reserves, 400 for a schema violation."""
+        for key in body:
+            if key in read_only or key in RESERVED or key.startswith('os_glance'):
+                raise errors.NotAuthorizedError("Attribute '%s' is read-only." % key, status_code=403)
+        try:
+            if validate:
+                jsonschema.validate(body, SCHEMA)
+        except jsonschema.ValidationError as exc:
+            raise errors.BadRequestError('Provided object does not match schema: %s' % exc.message, status_code=400)
+
     def list_images(self, what, **filters):
+        # Like Glance: hidden images only with os_hidden=true, and then only they.
+        hidden = filters.pop('os_hidden', 'false') == 'true'
         return [dict(image) for image in self.images.values()
-                if all(image.get(key) == value for key, value in filters.items())]
+                if image.get('os_hidden', False) == hidden
+                and all(image.get(key) == value for key, value in filters.items())]
 
     def add(self, **fields):
         image = dict(id='00000000-0000-0000-0000-%012d' % next(_ids), status='queued', owner=PROJECT,
-                     visibility='shared', protected=False, tags=[], min_ram=0, min_disk=0,
+                     visibility='shared', protected=False, os_hidden=False, tags=[], min_ram=0, min_disk=0,
                      created_at='2025-01-01T00:00:%02dZ' % len(self.images), updated_at='u0',
                      disk_format='raw', container_format='bare', os_hash_algo=None, os_hash_value=None,
                      size=None)
@@ -92,6 +119,7 @@ class FakeGlance(object):
         if path == '/info/stores':
             return Response({'stores': [{'id': 'fast'}, {'id': 'slow'}]})
         if method == 'POST' and path == '/images':
+            self.refuse(json, DISALLOWED)
             fields = dict(json)
             return Response(dict(self.add(**fields)))
         image = self.images.get(parts[1])
@@ -106,6 +134,8 @@ class FakeGlance(object):
             return Response()
         if method == 'PATCH':
             assert headers['Content-Type'] == upload.PATCH_CONTENT_TYPE
+            for op in json:
+                self.refuse({op['path'][1:]: op.get('value')}, READ_ONLY, validate=op['op'] != 'remove')
             image.update(upload.apply_patch(image, json))
             for op in json:
                 if op['op'] == 'remove':
@@ -471,7 +501,7 @@ def test_concurrent_create_elsewhere_leaves_one_image(glance, tmp_path, capsys, 
 def test_validation_happens_before_any_request_that_changes_anything(glance, tmp_path, capsys):
     path, data = make_file(tmp_path)
     for args, text in [
-        (base(path, disk_format='vhd'), "disk_format 'vhd' is not accepted"),
+        (base(path, disk_format='floppy'), "disk_format 'floppy' is not accepted"),
         (base(path, disk_format='aki'), 'both must be the same'),
         (base(path, name='n' * 256), 'name is 256 characters long'),
         (base(str(tmp_path / 'missing')), 'does not exist'),
@@ -554,3 +584,156 @@ def test_signed_upload_sets_the_signature_before_the_data(glance, tmp_path, caps
     assert patch_at >= 0
     wrong = run_module(base(path, name='other', signing=dict(signing, passphrase='bad')), capsys)
     assert 'cannot be decrypted' in wrong['msg'] or 'cannot be loaded' in wrong['msg']
+    calls = len(changes(glance))
+    both = run_module(base(path, name='other', signing=signing, properties={'img_signature': 'AAAA'}), capsys)
+    assert both['failed'] is True
+    assert both['msg'] == ('properties has img_signature, which signing sets from the data; give either signing or '
+                           'the img_signature* properties, not both. Nothing was created or changed.')
+    assert len(changes(glance)) == calls
+
+
+# -- properties against Glance's image schema -----------------------------------------
+def changes(glance):
+    return [call for call in glance.calls if call[0] != 'GET']
+
+
+@pytest.mark.parametrize('properties, text', [
+    ({'id': '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'}, 'id: use the option id instead'),
+    ({'os_hash_value': 'f' * 128, 'os_hash_algo': 'sha512'}, 'os_hash_value: computed by Glance from the uploaded data'),
+    ({'status': 'active'}, "status: the image's state, set by Glance"),
+    ({'size': 5}, 'size: computed by Glance'),
+    ({'os_glance_import_task': 'x'}, "os_glance_import_task: reserved for Glance's own use"),
+    ({'disk_format': 'qcow2'}, 'disk_format: use the option disk_format instead'),
+    ({'os_hidden': 'perhaps'}, "os_hidden: Glance's schema wants a boolean (true or false), not 'perhaps'"),
+    ({'hw_qemu_guest_agent': {'enabled': True}}, "hw_qemu_guest_agent: Glance's schema wants a string, not a dict"),
+])
+def test_bad_properties_are_refused_before_anything_is_created(glance, tmp_path, capsys, properties, text):
+    path, data = make_file(tmp_path)
+    for check_mode in (True, False, False):  # a re-run fails the same way and leaves nothing either
+        result = run_module(base(path, properties=properties, _ansible_check_mode=check_mode), capsys)
+        assert result['failed'] is True and text in result['msg'], result['msg']
+        assert 'nothing was created or changed' in result['msg']
+    assert changes(glance) == [] and glance.images == {}
+
+
+def test_bad_properties_do_not_touch_an_existing_image(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    created = run_module(base(path), capsys)
+    before = dict(glance.images[created['id']])
+    calls = len(changes(glance))
+    result = run_module(base(path, properties={'checksum': '0' * 32, 'purpose': 'x'}), capsys)
+    assert result['failed'] is True and result['bad_properties'] == ['checksum']
+    assert len(changes(glance)) == calls and glance.images[created['id']] == before
+
+
+def test_os_hidden_from_text_is_a_boolean_and_idempotent(glance, tmp_path, capsys):
+    """Ansible hands templated values over as text: "true" must reach
+    Glance as the boolean its schema wants (the fake validates like Glance)."""
+    path, data = make_file(tmp_path)
+    args = base(path, properties={'os_hidden': 'true', 'os_version': 12, 'secure': True})
+    check = run_module(dict(args, _ansible_check_mode=True), capsys)
+    assert check['changed'] is True and check['image']['os_hidden'] is True
+    created = run_module(args, capsys)
+    assert created['changed'] is True, created
+    image = glance.images[created['id']]
+    assert image['os_hidden'] is True and image['os_version'] == '12' and image['secure'] == 'true'
+    assert run_module(dict(args, _ansible_check_mode=True), capsys)['changed'] is False
+    assert run_module(args, capsys)['changed'] is False
+    shown = run_module(base(path, properties={'os_hidden': False}, _ansible_diff=True), capsys)
+    assert shown['changed'] is True and glance.images[created['id']]['os_hidden'] is False
+    assert shown['diff']['before']['os_hidden'] is True and shown['diff']['after']['os_hidden'] is False
+    assert len(glance.uploads()) == 1
+
+
+@pytest.mark.parametrize('option, value, text', [
+    ('timeout', -1, 'timeout is -1 but must be 0 or more (0 means no limit)'),
+    ('min_ram', -512, 'min_ram is -512 but must be 0 or more (MiB)'),
+    ('min_disk', -1, 'min_disk is -1 but must be 0 or more (GB)'),
+])
+def test_negative_numbers_are_refused_before_any_request(glance, tmp_path, capsys, option, value, text):
+    path, data = make_file(tmp_path)
+    result = run_module(base(path, **{option: value}), capsys)
+    assert result['failed'] is True and text in result['msg']
+    assert glance.calls == []
+
+
+def test_kernel_and_ramdisk_must_be_existing_aki_and_ari_images(glance, tmp_path, capsys):
+    path, data = make_file(tmp_path)
+    kernel = glance.add(name='vmlinuz', status='active', disk_format='aki', container_format='aki')
+    ramdisk = glance.add(name='initrd', status='active', disk_format='ari', container_format='ari')
+    disk = glance.add(name='disk', status='active', disk_format='qcow2')
+    missing = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
+    known = dict(glance.images)
+    for properties, texts in [
+        ({'kernel_id': missing}, ['kernel_id %s is not the id of an image this project can see' % missing,
+                                  'existing kernel image with disk_format aki and container_format aki']),
+        ({'kernel_id': 'vmlinuz'}, ['kernel_id vmlinuz is not the id of an image', 'give the id (not the name)']),
+        ({'ramdisk_id': disk['id']}, ["ramdisk_id %s is image 'disk' with disk_format qcow2, not a ramdisk image; "
+                                      "give the id of an image with disk_format ari" % disk['id']]),
+        ({'kernel_id': ramdisk['id'], 'ramdisk_id': kernel['id']}, ['kernel_id %s is image' % ramdisk['id'],
+                                                                    'ramdisk_id %s is image' % kernel['id']]),
+    ]:
+        result = run_module(base(path, properties=properties), capsys)
+        assert result['failed'] is True, result
+        assert all(text in result['msg'] for text in texts), result['msg']
+        assert result['msg'].endswith('Nothing was created or changed.')
+    assert changes(glance) == [] and glance.images == known
+    good = run_module(base(path, properties={'kernel_id': kernel['id'], 'ramdisk_id': ramdisk['id']}), capsys)
+    assert good['changed'] is True and good['image']['kernel_id'] == kernel['id']
+    assert run_module(base(path, properties={'kernel_id': kernel['id'], 'ramdisk_id': ramdisk['id']}),
+                      capsys)['changed'] is False
+
+
+# -- disk_format detected from the content -------------------------------------------------
+def make_qcow2(tmp_path, name='disk.qcow2'):
+    path = tmp_path / name
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', str(path), '8M'], check=True)
+    past = time.time() - 60
+    os.utime(path, (past, past))
+    return str(path)
+
+
+def test_disk_format_is_detected_when_not_given(glance, tmp_path, capsys):
+    raw, data = make_file(tmp_path)
+    qcow2 = make_qcow2(tmp_path)
+    for path, fmt, name in ((raw, 'raw', 'golden'), (qcow2, 'qcow2', 'golden-qcow2')):
+        args = {'name': name, 'filename': path}
+        check = run_module(dict(args, _ansible_check_mode=True), capsys)
+        assert check['changed'] is True and check['detected_disk_format'] == fmt
+        assert check['image']['disk_format'] == fmt
+        created = run_module(args, capsys)
+        assert created['changed'] is True and created['detected_disk_format'] == fmt
+        assert glance.images[created['id']]['disk_format'] == fmt
+        again = run_module(args, capsys)
+        assert again['changed'] is False and again['id'] == created['id'] and again['detected_disk_format'] == fmt
+        # The same image with the format given: the same verdict, nothing to change.
+        given = run_module(dict(args, disk_format=fmt), capsys)
+        assert given['changed'] is False and given['detected_disk_format'] == fmt
+    assert len(glance.uploads()) == 2
+
+
+def test_a_given_disk_format_is_still_cross_checked(glance, tmp_path, capsys):
+    qcow2 = make_qcow2(tmp_path)
+    result = run_module({'name': 'golden', 'filename': qcow2, 'disk_format': 'raw'}, capsys)
+    assert result['failed'] is True and 'declared as raw but the content is qcow2' in result['msg']
+    assert changes(glance) == []
+
+
+def test_detected_format_this_glance_does_not_accept_is_refused(glance, tmp_path, capsys, monkeypatch):
+    qcow2 = make_qcow2(tmp_path)
+    schema = json.loads(json.dumps(SCHEMA))
+    schema['properties']['disk_format']['enum'] = [None, 'raw', 'aki', 'ari', 'ami']
+    monkeypatch.setattr(glance, 'get_image_schema', lambda: schema)
+    result = run_module({'name': 'golden', 'filename': qcow2}, capsys)
+    assert result['failed'] is True
+    assert result['msg'] == ('disk_format is not given and the content of filename %s is qcow2, which is not a '
+                             'disk_format this Glance accepts (raw, aki, ari, ami). Convert the image '
+                             '(osimage.glance.image_convert) or give disk_format.' % qcow2)
+    assert changes(glance) == []
+
+
+def test_web_download_needs_disk_format(glance, capsys):
+    result = run_module({'name': 'golden', 'import_method': 'web-download', 'uri': 'http://example.test/x'}, capsys)
+    assert result['failed'] is True
+    assert 'disk_format is required with import_method=web-download' in result['msg']
+    assert changes(glance) == []

@@ -256,3 +256,9 @@ def test_default_checks_accept_an_unsigned_glance_image(glance, qcow2, capsys):
     result = run_module({'image': 'cirros', 'path': str(qcow2)}, capsys)
     assert result['rc'] == 0, result['msg']
     assert result['checks'] == ['checksum', 'signature', 'format'] and result['signature']['signed'] is False
+
+
+def test_negative_max_virtual_size_is_refused_before_reading(glance, qcow2, capsys):
+    result = run_module({'path': str(qcow2), 'checks': ['format'], 'max_virtual_size': -1}, capsys)
+    assert result['failed'] is True
+    assert result['msg'] == 'max_virtual_size is -1 but must be 0 or more (bytes). Nothing was done.'
