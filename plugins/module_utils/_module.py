@@ -18,6 +18,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils import _process
 from ansible_collections.osimage.glance.plugins.module_utils._errors import OsimageError
 
 
@@ -61,6 +62,8 @@ class GlanceModule(object):
         self.params = self.ansible.params
         # Masked in everything the module returns, the logged invocation included.
         self.ansible.no_log_values.update(secret_values(self.params))
+        # Every child process starts through this module's run_command.
+        _process.bind(self.ansible)
 
     @property
     def check_mode(self):

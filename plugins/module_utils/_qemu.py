@@ -8,10 +8,11 @@
 """qemu-img: finding it, naming formats, running it under resource limits,
 and reading what it answers.
 
-Every run of qemu-img goes through ``QemuImg.run``: a fixed C locale, no
-stdin, limits on address space and CPU time set in the child before it
-starts (so a hostile image cannot make qemu-img eat the host), an optional
-wall-clock timeout, and one clear message when a limit stopped it. The
+Every run of qemu-img goes through ``QemuImg.run`` and ``_process.run``: a
+fixed C locale, limits on address space and CPU time set by ``prlimit``
+before it starts (so a hostile image cannot make qemu-img eat the host), an
+optional wall-clock timeout, death with the module, and one clear message
+when a limit stopped it. The
 format of an input is always given with ``-f``: qemu-img never probes.
 
 This module does not decide whether a file is safe to open; callers pass
@@ -25,17 +26,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _process
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
 
-MIB = 1024 * 1024
+# The limits of a run live with the runner (``_process``); re-exported here.
+Limits = _process.Limits
+MIB = _process.MIB
 GIB = 1024 * MIB
 
 # Which package has qemu-img, for the message when it is missing.
@@ -93,41 +95,6 @@ def render_options(options):
     return ','.join(parts)
 
 
-class Limits(object):
-    """Resource limits for one qemu-img run.
-
-    ``address_space`` (bytes) and ``cpu_seconds`` become RLIMIT_AS and
-    RLIMIT_CPU of the child, ``timeout`` a wall-clock limit; None means no
-    limit. RLIMIT_CPU's soft limit sends SIGXCPU, its hard limit (one second
-    later) SIGKILL.
-    """
-
-    def __init__(self, address_space=None, cpu_seconds=None, timeout=None):
-        self.address_space = address_space or None
-        self.cpu_seconds = cpu_seconds or None
-        self.timeout = timeout or None
-
-    def apply(self):
-        """Set the limits on the current process (runs in the child)."""
-        if self.address_space:
-            resource.setrlimit(resource.RLIMIT_AS, (self.address_space, self.address_space))
-        if self.cpu_seconds:
-            resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 1))
-
-    def describe(self):
-        parts = []
-        if self.address_space:
-            parts.append('address space %d MiB' % (self.address_space // MIB))
-        if self.cpu_seconds:
-            parts.append('CPU time %d s' % self.cpu_seconds)
-        if self.timeout:
-            parts.append('wall clock %d s' % self.timeout)
-        return ', '.join(parts) or 'none'
-
-    def __repr__(self):
-        return 'Limits(%s)' % self.describe()
-
-
 # Reading an untrusted image's metadata needs little: nova and cinder allow
 # qemu-img info 1 GiB of address space and 30 s of CPU.
 INFO_LIMITS = Limits(address_space=1 * GIB, cpu_seconds=30, timeout=120)
@@ -168,21 +135,17 @@ class Result(object):
         return ' '.join(line.strip() for line in lines[-3:])
 
 
-def run_process(argv, limits, env):
-    """Run ``argv`` under ``limits``; the boundary to the operating system.
+def run_process(argv, limits, env, pass_fds=()):
+    """Run ``argv`` under ``limits`` with ``env`` (variables set on top of
+    the module's environment); the boundary to the operating system, which
+    is ``_process.run``.
 
     Returns ``(returncode, stdout, stderr, cpu_seconds)``; raises
-    FileNotFoundError when the program is missing and
-    subprocess.TimeoutExpired after the timeout (the child is killed). An
-    exception here (KeyboardInterrupt included) kills the child too.
+    FileNotFoundError when the program is missing and ``_process.Timeout``
+    after the timeout (the child is killed). An exception here
+    (KeyboardInterrupt included) kills the child too.
     """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=env, check=False,
-                          timeout=limits.timeout, preexec_fn=limits.apply)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return (proc.returncode, proc.stdout.decode('utf-8', 'replace'), proc.stderr.decode('utf-8', 'replace'),
-            cpu)
+    return _process.run(argv, limits, environ_update=env, pass_fds=pass_fds)
 
 
 class ImageInfo(object):
@@ -362,7 +325,7 @@ class QemuImg(object):
         except FileNotFoundError:
             raise errors.QemuImgError('qemu-img (%s) is gone from the host that runs the module: %s.'
                                       % (self.path, PACKAGE_HINT))
-        except subprocess.TimeoutExpired:
+        except _process.Timeout:
             raise errors.QemuImgError(
                 '%s: qemu-img did not finish within %d seconds and was stopped. Raise the timeout if the '
                 'image is that large or the storage that slow.' % (what, limits.timeout),
@@ -532,11 +495,13 @@ def _plain_path(path):
 
 
 def _environment():
-    env = dict(os.environ, LC_ALL='C')
+    """What qemu-img's environment adds to the module's."""
+    env = dict(LC_ALL='C')
     # glibc reserves up to 8 malloc arenas of 64 MiB per core; with qemu-img's
     # I/O threads that is gigabytes of address space that is never used and
     # makes an address-space limit meaningless. Two arenas are enough.
-    env.setdefault('MALLOC_ARENA_MAX', '2')
+    if 'MALLOC_ARENA_MAX' not in os.environ:
+        env['MALLOC_ARENA_MAX'] = '2'
     return env
 
 

@@ -17,12 +17,12 @@ import os
 import shutil
 import signal
 import stat
-import subprocess
 import sys
 
 import pytest
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _process
 from ansible_collections.osimage.glance.plugins.module_utils import _qemu
 
 MiB = 1024 * 1024
@@ -37,8 +37,8 @@ class FakeRunner(object):
         self.answers = list(answers)
         self.calls = []
 
-    def __call__(self, argv, limits, env):
-        self.calls.append(dict(argv=argv, limits=limits, env=env))
+    def __call__(self, argv, limits, env, pass_fds=()):
+        self.calls.append(dict(argv=argv, limits=limits, env=env, pass_fds=pass_fds))
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if callable(answer):
             answer = answer(argv)
@@ -164,7 +164,7 @@ def test_an_ordinary_failure_is_returned_not_raised():
 
 
 def test_timeout_is_a_clear_message():
-    runner = FakeRunner(subprocess.TimeoutExpired(['qemu-img'], 5))
+    runner = FakeRunner(_process.Timeout(['qemu-img'], 5))
     with pytest.raises(errors.QemuImgError) as info:
         qemu(runner).run(['compare'], 'Comparing a with b', _qemu.Limits(timeout=5))
     assert 'did not finish within 5 seconds' in info.value.msg

@@ -6,7 +6,8 @@
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
 """image_convert with real qemu-img on small images; faults (no space, a
-limit hit, a missing qemu-img) are injected at the subprocess boundary.
+limit hit, a missing qemu-img) are injected at the process boundary
+(``_process.run``, through which every child starts).
 What ends up on disk, what is reported, what qemu-img was asked, and what
 is left behind on failure."""
 
@@ -22,6 +23,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.osimage.glance.plugins.module_utils import _process
 from ansible_collections.osimage.glance.plugins.module_utils import _qemu
 from ansible_collections.osimage.glance.plugins.modules import image_convert
 
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='needs 
 
 MiB = 1024 * 1024
 REAL_RUN = subprocess.run
+REAL_PROCESS_RUN = _process.run
 
 
 def qemu_img(*args):
@@ -45,13 +48,12 @@ class Subprocesses(object):
         self.failures = {}
 
     def __call__(self, argv, *args, **kwargs):
-        self.calls.append(list(argv))
-        result = REAL_RUN(argv, *args, **kwargs)  # pylint: disable=subprocess-run-check  # the caller's check
+        self.calls.append([str(arg) for arg in argv])
+        returncode, stdout, stderr, cpu = REAL_PROCESS_RUN(argv, *args, **kwargs)
         sub = argv[1] if len(argv) > 1 else None
         if sub in self.failures:
             returncode, stderr = self.failures.pop(sub)
-            return subprocess.CompletedProcess(argv, returncode, result.stdout, stderr.encode())
-        return result
+        return returncode, stdout, stderr, cpu
 
     def fail(self, subcommand, returncode, stderr):
         self.failures[subcommand] = (returncode, stderr)
@@ -67,7 +69,7 @@ class Subprocesses(object):
 def procs(monkeypatch):
     _qemu.QemuImg._found.clear()
     recorder = Subprocesses()
-    monkeypatch.setattr(subprocess, 'run', recorder)
+    monkeypatch.setattr(_process, 'run', recorder)
     yield recorder
     _qemu.QemuImg._found.clear()
 
