@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import tempfile
 import time
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
@@ -190,27 +189,50 @@ def parse_info(text, what):
     return ImageInfo(data)
 
 
-def secret_object(secret_id, path):
-    """The ``--object`` argument for a secret qemu-img reads from a file."""
-    return 'secret,id=%s,format=raw,file=%s' % (secret_id, escape_option(path))
+class FdArgument(str):
+    """An argument that names a descriptor of this process (``fd``), which
+    the child must inherit for the argument to mean anything."""
+
+    fd = None
+
+
+def secret_object(secret_id, secret):
+    """The ``--object`` argument for a secret qemu-img reads from the
+    in-memory file of ``secret`` (a SecretFile); it carries the descriptor
+    qemu-img must inherit."""
+    arg = FdArgument('secret,id=%s,format=raw,file=%s' % (secret_id, escape_option(secret.path)))
+    arg.fd = secret.fd
+    return arg
 
 
 class SecretFile(object):
-    """A passphrase in a file only the current user can read, in a private
-    directory, for qemu-img's ``--object secret,file=...``: it never appears
-    on a command line. Removed when the block ends, however it ends."""
+    """A passphrase in an anonymous in-memory file (memfd), for qemu-img's
+    ``--object secret,file=/proc/self/fd/N``: it is on no command line and
+    in no file on disk, and only processes that inherit the descriptor (the
+    qemu-img runs given it, see ``FdArgument``) or may trace this one can
+    read it. Closed, and so gone, when the block ends, however it ends."""
 
     def __init__(self, passphrase):
-        self.directory = tempfile.mkdtemp(prefix='osimage-secret.')
-        self.path = os.path.join(self.directory, 'passphrase')
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        memfd_create = getattr(os, 'memfd_create', None)
+        if memfd_create is None:
+            raise errors.QemuImgError(
+                'encryption needs os.memfd_create (Linux 3.17 or newer and glibc 2.27 or newer) on the host that '
+                'runs the module, so that the passphrase reaches qemu-img in memory only.')
+        self.fd = memfd_create('osimage-secret', getattr(os, 'MFD_CLOEXEC', 1))
         try:
-            os.write(fd, passphrase.encode('utf-8'))
-        finally:
-            os.close(fd)
+            data = passphrase.encode('utf-8')
+            while data:
+                data = data[os.write(self.fd, data):]
+        except BaseException:
+            os.close(self.fd)
+            raise
+        # The child's own descriptor of the same number (pass_fds keeps it).
+        self.path = '/proc/self/fd/%d' % self.fd
 
     def remove(self):
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def __enter__(self):
         return self
@@ -319,9 +341,11 @@ class QemuImg(object):
         status, except that a missing binary, a timeout or a limit hit raise
         QemuImgError with a clear message."""
         argv = [self.path] + list(args)
+        pass_fds = tuple(arg.fd for arg in args if isinstance(arg, FdArgument))
         start = time.monotonic()
         try:
-            returncode, out, err, cpu = (self._runner or run_process)(argv, limits, _environment())
+            returncode, out, err, cpu = (self._runner or run_process)(argv, limits, _environment(),
+                                                                      pass_fds=pass_fds)
         except FileNotFoundError:
             raise errors.QemuImgError('qemu-img (%s) is gone from the host that runs the module: %s.'
                                       % (self.path, PACKAGE_HINT))

@@ -114,8 +114,8 @@ options:
     description:
       - Encrypt I(dest) with LUKS. With I(format=raw), I(dest) is a LUKS container (qemu-img format C(luks));
         with I(format=qcow2), a qcow2 image with LUKS encryption inside. Not available for other formats.
-      - The passphrase reaches qemu-img in a file only the user running the module can read, in a private
-        temporary directory that is removed afterwards; it never appears on a command line.
+      - The passphrase reaches qemu-img in an anonymous in-memory file (memfd) that only the qemu-img runs
+        inherit, as C(/proc/self/fd/N); it never appears on a command line or in a file on disk.
     type: dict
     suboptions:
       passphrase:
@@ -778,7 +778,7 @@ def ensure_converted(module, qemu, output, secret=None):
     ctx = Context(module, qemu, output)
     out = output
     if secret is not None:
-        ctx.objects = [qemu_img.secret_object(SECRET_ID, secret.path)]
+        ctx.objects = [qemu_img.secret_object(SECRET_ID, secret)]
     check_src(ctx.src, ctx.dest)
     check_parent(ctx.dest)
     # A run killed with SIGKILL could not remove its temporary file beside dest.

@@ -256,8 +256,9 @@ def test_luks_encryption_passphrase_never_on_a_command_line(procs, tmp_path, cap
     assert result['encrypted'] is True and result['qemu_format'] == 'luks' and result['dest_format'] == 'raw'
     for argv in procs.calls:
         assert not any(passphrase in str(arg) for arg in argv)
+    # In memory only: the descriptor qemu-img inherits, no file on disk.
     secret_files = [arg.split('file=')[1] for argv in procs.calls for arg in argv if arg.startswith('secret,')]
-    assert secret_files and not any(os.path.exists(path) for path in secret_files)
+    assert secret_files and all(path.startswith('/proc/self/fd/') for path in secret_files)
     with open(dest, 'rb') as fileobj:
         assert fileobj.read(6) == b'LUKS\xba\xbe'
     assert run_module(args, capsys)['changed'] is False
@@ -317,9 +318,9 @@ def test_limits_reach_qemu_img(monkeypatch, qcow2, tmp_path, capsys):
     seen = []
     real = _qemu.run_process
 
-    def recording(argv, limits, env):
+    def recording(argv, limits, env, **kwargs):
         seen.append((argv[1] if len(argv) > 1 else None, limits))
-        return real(argv, limits, env)
+        return real(argv, limits, env, **kwargs)
 
     monkeypatch.setattr(_qemu, 'run_process', recording)
     run_module(dict(src=str(qcow2), dest=str(tmp_path / 'dest.raw'), format='raw',
