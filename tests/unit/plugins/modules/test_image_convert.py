@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -25,6 +26,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.osimage.glance.plugins.module_utils import _process
 from ansible_collections.osimage.glance.plugins.module_utils import _qemu
+from ansible_collections.osimage.glance.plugins.module_utils import _stale
 from ansible_collections.osimage.glance.plugins.modules import image_convert
 
 pytestmark = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='needs qemu-img (qemu-utils)')
@@ -289,6 +291,29 @@ def test_declared_raw_with_qcow2_inside_is_refused(procs, qcow2, tmp_path, capsy
     assert result['rc'] == 1
     assert 'declared as raw but the content is qcow2' in result['msg']
     assert procs.touching(str(qcow2)) == []
+
+
+def test_temp_files_of_dead_runs_are_removed_and_reported(procs, qcow2, tmp_path, capsys):
+    """A killed run's temporary file (its pid gone) goes; a live run's, another
+    host's and a foreign file beside dest stay."""
+    dest = tmp_path / 'dest.raw'
+    me = _stale.this_process()
+    child = subprocess.Popen([sys.executable, '-c', 'pass'])
+    child.wait()
+    dead = _stale.Owner(me.host, me.boot, me.pidns, child.pid, 1)
+    parent = _stale.Owner(me.host, me.boot, me.pidns, os.getppid(), _stale.start_time(os.getppid()))
+    stale = tmp_path / _stale.temp_name(str(dest), dead)
+    keep = [tmp_path / _stale.temp_name(str(dest), parent),
+            tmp_path / _stale.temp_name(str(dest), _stale.Owner('elsewhere', me.boot, me.pidns, child.pid, 1)),
+            tmp_path / '.dest.raw.a1b2c3.part']
+    for path in [stale] + keep:
+        path.write_bytes(b'half')
+    check = run_module(dict(src=str(qcow2), dest=str(dest), format='raw'), capsys, check_mode=True)
+    assert check['removed_stale_temp'] == [str(stale)] and stale.exists()
+    result = run_module(dict(src=str(qcow2), dest=str(dest), format='raw'), capsys)
+    assert result['changed'] is True and result['removed_stale_temp'] == [str(stale)]
+    assert not stale.exists() and all(path.exists() for path in keep)
+    assert leftovers(tmp_path, 'src.qcow2', 'dest.raw') == sorted(path.name for path in keep)
 
 
 def test_no_space_during_conversion_removes_the_temp_and_keeps_dest(procs, qcow2, tmp_path, capsys):
