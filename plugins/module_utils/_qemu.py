@@ -12,8 +12,8 @@ Every run of qemu-img goes through ``QemuImg.run`` and ``_process.run``: a
 fixed C locale, limits on address space and CPU time set by ``prlimit``
 before it starts (so a hostile image cannot make qemu-img eat the host), an
 optional wall-clock timeout, death with the module, and one clear message
-when a limit stopped it. The
-format of an input is always given with ``-f``: qemu-img never probes.
+when a limit stopped it. The format of an input is always given with
+``-f``: qemu-img never probes.
 
 This module does not decide whether a file is safe to open; callers pass
 only files the format inspector (``_format``) has passed.
