@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import stat
 import sys
 
 import pytest
