@@ -18,8 +18,9 @@ names DEST (or its temporary file) runs and has written ``--min-bytes``.
 
 Only the module process is killed (not the controller, not qemu-img). The
 JSON on stdout: the pids involved, the children the module had when it was
-killed, every process still naming DEST afterwards (after a bounded wait
-for the kernel to deliver their death), and the temporary files beside DEST.
+killed, every process still naming DEST right after the module died (after
+a bounded wait of 2 s for the kernel to deliver their death) or after the
+controller ended, and the temporary files beside DEST.
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ def written(pid):
     except OSError:
         pass
     return 0
+
+
+def alive(pid):
+    """Whether ``pid`` runs (a zombie has ended: its cmdline is empty)."""
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as fileobj:
+            return bool(fileobj.read())
+    except OSError:
+        return False
 
 
 def temp_files(dest):
@@ -141,19 +151,25 @@ def main():
                   children_at_kill=[info[2] for pid, info in procs.items() if info[0] == module],
                   written_at_kill=written(module if qemu is None else qemu))
     os.kill(module, signal.SIGKILL)
+    # Judged right after the module's death, not after the controller's exit
+    # (which waits until qemu-img ends of itself, seconds later, when it does
+    # not die with the module). The kernel sends the children their SIGKILL
+    # as the module dies; the bound only covers the delivery.
+    end = time.monotonic() + 5
+    while alive(module) and time.monotonic() < end:
+        time.sleep(POLL)
+    end = time.monotonic() + 2
+    left = naming(args.dest, processes())
+    while left and time.monotonic() < end:
+        time.sleep(POLL)
+        left = naming(args.dest, processes())
+    report['left_running'] = [info[2] for info in left.values()]
     try:
         report['controller_rc'] = controller.wait(timeout=120)
     except subprocess.TimeoutExpired:
         controller.kill()
         report['controller_rc'] = 'killed after 120 s'
-    # The kernel sends the children their SIGKILL as the module dies; give it
-    # a moment to be delivered (without it qemu-img ran on for ~30 s).
-    left = naming(args.dest, processes())
-    end = time.monotonic() + 10
-    while left and time.monotonic() < end:
-        time.sleep(0.1)
-        left = naming(args.dest, processes())
-    report['left_running'] = [info[2] for info in left.values()]
+    report['left_running'] += [info[2] for pid, info in naming(args.dest, processes()).items() if pid not in left]
     report['temp_files'] = temp_files(args.dest)
     print(json.dumps(report))
     return 0
