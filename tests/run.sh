@@ -105,6 +105,7 @@ system_packages() {
     command -v curl >/dev/null || missing+=(curl)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
     command -v losetup >/dev/null || missing+=(mount)
+    { command -v setpriv && command -v prlimit; } >/dev/null || missing+=(util-linux)
     if [[ ${#missing[@]} -gt 0 ]]; then
         if [[ $(id -u) -ne 0 ]]; then
             echo "run.sh: missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2

@@ -32,10 +32,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import traceback
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _process
 from ansible_collections.osimage.glance.plugins.module_utils._imports import import_submodule
 
 OSLO_IMPORT_ERROR = None
@@ -245,29 +245,23 @@ class QemuImg(object):
         self.binary = binary
         self.timeout = timeout
 
-    @staticmethod
-    def _limits():
-        import resource  # pylint: disable=import-outside-toplevel  # POSIX only, runs in the child
-        resource.setrlimit(resource.RLIMIT_AS, (QEMU_IMG_ADDRESS_SPACE, QEMU_IMG_ADDRESS_SPACE))
-        resource.setrlimit(resource.RLIMIT_CPU, (QEMU_IMG_CPU_SECONDS, QEMU_IMG_CPU_SECONDS))
-
     def run(self, args, what):
-        """``(rc, stdout, stderr)`` of ``qemu-img ARGS``."""
+        """``(rc, stdout, stderr)`` of ``qemu-img ARGS`` (through ``_process.run``)."""
         cmd = [self.binary] + list(args)
-        env = dict(os.environ, LC_ALL='C')
+        limits = _process.Limits(address_space=QEMU_IMG_ADDRESS_SPACE, cpu_seconds=QEMU_IMG_CPU_SECONDS,
+                                 timeout=self.timeout)
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, env=env,
-                                  timeout=self.timeout, preexec_fn=self._limits, check=False)
+            rc, out, err, _cpu = _process.run(cmd, limits, environ_update=dict(LC_ALL='C'))
         except FileNotFoundError:
             raise errors.FormatError(
                 'format check failed for %s: qemu-img is not installed on the host that runs the module; '
                 'install it (Debian/Ubuntu: qemu-utils, RHEL/Fedora: qemu-img) or leave format out of checks.'
                 % what, check='format')
-        except subprocess.TimeoutExpired:
+        except _process.Timeout:
             raise errors.FormatError(
                 'format check failed for %s: %s did not finish within %d seconds.'
                 % (what, ' '.join(cmd), self.timeout), check='format')
-        return proc.returncode, proc.stdout.decode('utf-8', 'replace'), proc.stderr.decode('utf-8', 'replace')
+        return rc, out, err
 
     def info(self, path, fmt, what):
         rc, out, err = self.run(['info', '-U', '-f', fmt, '--output=json', path], what)

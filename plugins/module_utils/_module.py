@@ -20,6 +20,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils import _process
 from ansible_collections.osimage.glance.plugins.module_utils._errors import InvalidOptionsError, OsimageError
 
 
@@ -160,6 +161,8 @@ class GlanceModule(object):
         spec.update(argument_spec)
         self.ansible = _SecretsFirstModule(argument_spec=spec, **kwargs)
         self.params = self.ansible.params
+        # Every child process starts through this module's run_command.
+        _process.bind(self.ansible)
 
     @property
     def check_mode(self):

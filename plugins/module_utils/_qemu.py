@@ -8,11 +8,12 @@
 """qemu-img: finding it, naming formats, running it under resource limits,
 and reading what it answers.
 
-Every run of qemu-img goes through ``QemuImg.run``: a fixed C locale, no
-stdin, limits on address space and CPU time set in the child before it
-starts (so a hostile image cannot make qemu-img eat the host), an optional
-wall-clock timeout, and one clear message when a limit stopped it. The
-format of an input is always given with ``-f``: qemu-img never probes.
+Every run of qemu-img goes through ``QemuImg.run`` and ``_process.run``: a
+fixed C locale, limits on address space and CPU time set by ``prlimit``
+before it starts (so a hostile image cannot make qemu-img eat the host), an
+optional wall-clock timeout, death with the module, and one clear message
+when a limit stopped it. The format of an input is always given with
+``-f``: qemu-img never probes.
 
 This module does not decide whether a file is safe to open; callers pass
 only files the format inspector (``_format``) has passed.
@@ -25,17 +26,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import shutil
 import signal
-import subprocess
-import tempfile
 import time
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _process
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
 
-MIB = 1024 * 1024
+# The limits of a run live with the runner (``_process``); re-exported here.
+Limits = _process.Limits
+MIB = _process.MIB
 GIB = 1024 * MIB
 
 # Which package has qemu-img, for the message when it is missing.
@@ -93,41 +94,6 @@ def render_options(options):
     return ','.join(parts)
 
 
-class Limits(object):
-    """Resource limits for one qemu-img run.
-
-    ``address_space`` (bytes) and ``cpu_seconds`` become RLIMIT_AS and
-    RLIMIT_CPU of the child, ``timeout`` a wall-clock limit; None means no
-    limit. RLIMIT_CPU's soft limit sends SIGXCPU, its hard limit (one second
-    later) SIGKILL.
-    """
-
-    def __init__(self, address_space=None, cpu_seconds=None, timeout=None):
-        self.address_space = address_space or None
-        self.cpu_seconds = cpu_seconds or None
-        self.timeout = timeout or None
-
-    def apply(self):
-        """Set the limits on the current process (runs in the child)."""
-        if self.address_space:
-            resource.setrlimit(resource.RLIMIT_AS, (self.address_space, self.address_space))
-        if self.cpu_seconds:
-            resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 1))
-
-    def describe(self):
-        parts = []
-        if self.address_space:
-            parts.append('address space %d MiB' % (self.address_space // MIB))
-        if self.cpu_seconds:
-            parts.append('CPU time %d s' % self.cpu_seconds)
-        if self.timeout:
-            parts.append('wall clock %d s' % self.timeout)
-        return ', '.join(parts) or 'none'
-
-    def __repr__(self):
-        return 'Limits(%s)' % self.describe()
-
-
 # Reading an untrusted image's metadata needs little: nova and cinder allow
 # qemu-img info 1 GiB of address space and 30 s of CPU.
 INFO_LIMITS = Limits(address_space=1 * GIB, cpu_seconds=30, timeout=120)
@@ -168,21 +134,17 @@ class Result(object):
         return ' '.join(line.strip() for line in lines[-3:])
 
 
-def run_process(argv, limits, env):
-    """Run ``argv`` under ``limits``; the boundary to the operating system.
+def run_process(argv, limits, env, pass_fds=()):
+    """Run ``argv`` under ``limits`` with ``env`` (variables set on top of
+    the module's environment); the boundary to the operating system, which
+    is ``_process.run``.
 
     Returns ``(returncode, stdout, stderr, cpu_seconds)``; raises
-    FileNotFoundError when the program is missing and
-    subprocess.TimeoutExpired after the timeout (the child is killed). An
-    exception here (KeyboardInterrupt included) kills the child too.
+    FileNotFoundError when the program is missing and ``_process.Timeout``
+    after the timeout (the child is killed). An exception here
+    (KeyboardInterrupt included) kills the child too.
     """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=env, check=False,
-                          timeout=limits.timeout, preexec_fn=limits.apply)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return (proc.returncode, proc.stdout.decode('utf-8', 'replace'), proc.stderr.decode('utf-8', 'replace'),
-            cpu)
+    return _process.run(argv, limits, environ_update=env, pass_fds=pass_fds)
 
 
 class ImageInfo(object):
@@ -227,27 +189,50 @@ def parse_info(text, what):
     return ImageInfo(data)
 
 
-def secret_object(secret_id, path):
-    """The ``--object`` argument for a secret qemu-img reads from a file."""
-    return 'secret,id=%s,format=raw,file=%s' % (secret_id, escape_option(path))
+class FdArgument(str):
+    """An argument that names a descriptor of this process (``fd``), which
+    the child must inherit for the argument to mean anything."""
+
+    fd = None
+
+
+def secret_object(secret_id, secret):
+    """The ``--object`` argument for a secret qemu-img reads from the
+    in-memory file of ``secret`` (a SecretFile); it carries the descriptor
+    qemu-img must inherit."""
+    arg = FdArgument('secret,id=%s,format=raw,file=%s' % (secret_id, escape_option(secret.path)))
+    arg.fd = secret.fd
+    return arg
 
 
 class SecretFile(object):
-    """A passphrase in a file only the current user can read, in a private
-    directory, for qemu-img's ``--object secret,file=...``: it never appears
-    on a command line. Removed when the block ends, however it ends."""
+    """A passphrase in an anonymous in-memory file (memfd), for qemu-img's
+    ``--object secret,file=/proc/self/fd/N``: it is on no command line and
+    in no file on disk, and only processes that inherit the descriptor (the
+    qemu-img runs given it, see ``FdArgument``) or may trace this one can
+    read it. Closed, and so gone, when the block ends, however it ends."""
 
     def __init__(self, passphrase):
-        self.directory = tempfile.mkdtemp(prefix='osimage-secret.')
-        self.path = os.path.join(self.directory, 'passphrase')
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        memfd_create = getattr(os, 'memfd_create', None)
+        if memfd_create is None:
+            raise errors.QemuImgError(
+                'encryption needs os.memfd_create (Linux 3.17 or newer and glibc 2.27 or newer) on the host that '
+                'runs the module, so that the passphrase reaches qemu-img in memory only.')
+        self.fd = memfd_create('osimage-secret', getattr(os, 'MFD_CLOEXEC', 1))
         try:
-            os.write(fd, passphrase.encode('utf-8'))
-        finally:
-            os.close(fd)
+            data = passphrase.encode('utf-8')
+            while data:
+                data = data[os.write(self.fd, data):]
+        except BaseException:
+            os.close(self.fd)
+            raise
+        # The child's own descriptor of the same number (pass_fds keeps it).
+        self.path = '/proc/self/fd/%d' % self.fd
 
     def remove(self):
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def __enter__(self):
         return self
@@ -356,13 +341,15 @@ class QemuImg(object):
         status, except that a missing binary, a timeout or a limit hit raise
         QemuImgError with a clear message."""
         argv = [self.path] + list(args)
+        pass_fds = tuple(arg.fd for arg in args if isinstance(arg, FdArgument))
         start = time.monotonic()
         try:
-            returncode, out, err, cpu = (self._runner or run_process)(argv, limits, _environment())
+            returncode, out, err, cpu = (self._runner or run_process)(argv, limits, _environment(),
+                                                                      pass_fds=pass_fds)
         except FileNotFoundError:
             raise errors.QemuImgError('qemu-img (%s) is gone from the host that runs the module: %s.'
                                       % (self.path, PACKAGE_HINT))
-        except subprocess.TimeoutExpired:
+        except _process.Timeout:
             raise errors.QemuImgError(
                 '%s: qemu-img did not finish within %d seconds and was stopped. Raise the timeout if the '
                 'image is that large or the storage that slow.' % (what, limits.timeout),
@@ -532,11 +519,13 @@ def _plain_path(path):
 
 
 def _environment():
-    env = dict(os.environ, LC_ALL='C')
+    """What qemu-img's environment adds to the module's."""
+    env = dict(LC_ALL='C')
     # glibc reserves up to 8 malloc arenas of 64 MiB per core; with qemu-img's
     # I/O threads that is gigabytes of address space that is never used and
     # makes an address-space limit meaningless. Two arenas are enough.
-    env.setdefault('MALLOC_ARENA_MAX', '2')
+    if 'MALLOC_ARENA_MAX' not in os.environ:
+        env['MALLOC_ARENA_MAX'] = '2'
     return env
 
 

@@ -24,11 +24,11 @@ import hashlib
 import os
 import queue
 import signal
-import tempfile
 import threading
 import time
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _stale
 
 # 4 MiB: large enough that hashlib and os.write release the GIL for most of
 # the time and per-chunk overhead vanishes, small enough to bound memory.
@@ -182,6 +182,21 @@ def check_free_space(directory, needed, what):
             needed_bytes=needed, free_bytes=available)
 
 
+def create_beside(dest, attempts=100):
+    """Create a new temporary file beside ``dest`` (mode 0600, exclusive),
+    named by ``_stale.temp_name``; returns ``(fd, path)``."""
+    directory = os.path.dirname(os.path.abspath(dest))
+    owner = _stale.this_process()
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
+    for _attempt in range(attempts):
+        path = os.path.join(directory, _stale.temp_name(dest, owner))
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, 'no unused temporary name after %d attempts' % attempts)
+
+
 class TempBeside(object):
     """A temporary path beside ``dest`` (same filesystem, so the final rename
     is atomic) that replaces ``dest`` only when published.
@@ -189,15 +204,16 @@ class TempBeside(object):
     Use as a context manager: leaving the block unpublished (any exception,
     KeyboardInterrupt included) removes the temporary file and leaves
     ``dest`` as it was. The name is reserved with mode 0600; ``fd`` is its
-    open descriptor, for the subclass to write through or close.
+    open descriptor, for the subclass to write through or close. The name
+    says which process owns it (``_stale``), so that a later run can remove
+    it if this one is killed.
     """
 
     def __init__(self, dest):
         self.dest = dest
         self.directory = os.path.dirname(os.path.abspath(dest))
         try:
-            self.fd, self.tmp_path = tempfile.mkstemp(
-                dir=self.directory, prefix='.%s.' % os.path.basename(dest), suffix='.part')
+            self.fd, self.tmp_path = create_beside(dest)
         except OSError as exc:
             raise errors.DestinationError(
                 'Cannot create a temporary file in %s for %s: %s'

@@ -29,6 +29,13 @@ description:
     the I(options) C(compat) and C(cluster_size) when given) with the same virtual size, and C(qemu-img compare)
     finds the same guest-visible data, nothing is written. Other creation options and I(compress) are not
     compared; use I(force) to rewrite.
+  - Every child process (qemu-img) starts under C(setpriv --pdeathsig KILL) from util-linux, so it dies with the
+    module, even when the module is killed with SIGKILL; a wall-clock limit is a timer in the module.
+  - A temporary file beside I(dest) is named after the run that made it (host, boot, pid namespace, pid and
+    start time). A run killed with SIGKILL cannot remove its own, so each run first removes the temporary files
+    of the same I(dest) whose run is provably dead - made on this host, during this boot, in this pid namespace,
+    by a process that is gone - and lists them in RV(removed_stale_temp). Temporary files of other hosts,
+    containers or live runs, and any other file, are never touched.
 author:
   - osimage.glance developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -48,6 +55,7 @@ requirements:
   - qemu-img 2.10 or newer on the host that runs the module (package C(qemu-utils) on Debian and Ubuntu,
     C(qemu-img) on RHEL, CentOS and Fedora)
   - oslo.utils (its format inspector) on the host that runs the module
+  - util-linux (C(setpriv) and C(prlimit), which qemu-img runs under) on the host that runs the module
 options:
   src:
     description:
@@ -106,8 +114,8 @@ options:
     description:
       - Encrypt I(dest) with LUKS. With I(format=raw), I(dest) is a LUKS container (qemu-img format C(luks));
         with I(format=qcow2), a qcow2 image with LUKS encryption inside. Not available for other formats.
-      - The passphrase reaches qemu-img in a file only the user running the module can read, in a private
-        temporary directory that is removed afterwards; it never appears on a command line.
+      - The passphrase reaches qemu-img in an anonymous in-memory file (memfd) that only the qemu-img runs
+        inherit, as C(/proc/self/fd/N); it never appears on a command line or in a file on disk.
     type: dict
     suboptions:
       passphrase:
@@ -230,6 +238,15 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+removed_stale_temp:
+  description:
+    - Temporary files beside I(dest) that earlier runs, killed before they could clean up, had left and that
+      this run removed (in check mode, that it would remove). Only files whose run is provably dead are removed
+      (see the description).
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/lib/images/.debian-12.raw.osimage-host1-1a2b3c4d-4026531836-41235-9876543-5f0e1d2c.part]
 src:
   description: Absolute path of the source.
   returned: always
@@ -316,6 +333,7 @@ import time
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _format
 from ansible_collections.osimage.glance.plugins.module_utils import _qemu as qemu_img
+from ansible_collections.osimage.glance.plugins.module_utils import _stale
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 
@@ -761,9 +779,11 @@ def ensure_converted(module, qemu, output, secret=None):
     ctx = Context(module, qemu, output)
     out = output
     if secret is not None:
-        ctx.objects = [qemu_img.secret_object(SECRET_ID, secret.path)]
+        ctx.objects = [qemu_img.secret_object(SECRET_ID, secret)]
     check_src(ctx.src, ctx.dest)
     check_parent(ctx.dest)
+    # A run killed with SIGKILL could not remove its temporary file beside dest.
+    stale = _stale.remove_stale(ctx.dest, check_mode=module.check_mode)
     ctx.kind = dest_type(ctx.dest)
 
     source = safe_source(ctx.src, module.params['src_format'], 'src %s' % ctx.src, 'src_format')
@@ -774,7 +794,7 @@ def ensure_converted(module, qemu, output, secret=None):
     result = dict(src=ctx.src, dest=ctx.dest, src_format=_glance_name(source['detected_format']),
                   dest_format=out.format, qemu_format=out.qemu_format, subformat=out.subformat,
                   encrypted=bool(out.encryption), dest_type='block' if ctx.kind == 'block' else 'file',
-                  virtual_size=ctx.virtual_size, qemu_img_version=qemu.version_string)
+                  virtual_size=ctx.virtual_size, qemu_img_version=qemu.version_string, removed_stale_temp=stale)
 
     before = examine_dest(ctx)
     after = dict(state='block device' if ctx.kind == 'block' else 'file', format=out.format,

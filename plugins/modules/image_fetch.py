@@ -47,6 +47,13 @@ description:
   - With I(decompress=true) an image stored gzip-compressed (C(container_format=compressed)) is decompressed on
     the way, into a file or onto a block device. Its hash and signature are checked over the compressed bytes
     (what Glance stores); the format inspector and I(dest) see the decompressed ones.
+  - Every child process (qemu-img) starts under C(setpriv --pdeathsig KILL) from util-linux, so it dies with the
+    module, even when the module is killed with SIGKILL; a wall-clock limit is a timer in the module.
+  - A temporary file beside I(dest) is named after the run that made it (host, boot, pid namespace, pid and
+    start time). A run killed with SIGKILL cannot remove its own, so each run first removes the temporary files
+    of the same I(dest) whose run is provably dead - made on this host, during this boot, in this pid namespace,
+    by a process that is gone - and lists them in RV(removed_stale_temp). Temporary files of other hosts,
+    containers or live runs, and any other file, are never touched.
 author:
   - osimage.glance developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -174,6 +181,7 @@ options:
 requirements:
   - cursive (for signed images, unless I(verify_signature=false))
   - oslo.utils and qemu-img (unless I(verify_format=false))
+  - util-linux (C(setpriv) and C(prlimit), which qemu-img runs under) unless I(verify_format=false)
 seealso:
   - module: openstack.cloud.image_info
   - module: osimage.glance.image_verify
@@ -256,6 +264,15 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+removed_stale_temp:
+  description:
+    - Temporary files beside I(dest) that earlier runs, killed before they could clean up, had left and that
+      this run removed (in check mode, that it would remove). Only files whose run is provably dead are removed
+      (see the description).
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/lib/images/.debian-12.qcow2.osimage-host1-1a2b3c4d-4026531836-41235-9876543-5f0e1d2c.part]
 dest:
   description: Path of the local file or block device.
   returned: always
@@ -450,6 +467,7 @@ import stat
 from ansible_collections.osimage.glance.plugins.module_utils import _decompress
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _format
+from ansible_collections.osimage.glance.plugins.module_utils import _stale
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
 from ansible_collections.osimage.glance.plugins.module_utils import _volume
 from ansible_collections.osimage.glance.plugins.module_utils._cloud import stream_read_errors
@@ -799,9 +817,12 @@ def ensure_fetched(module, api):
     """Make ``dest`` hold the image's data; returns ``(changed, result)``."""
     params = module.params
     dest = params['dest']
+    # A run killed with SIGKILL could not remove its temporary file beside dest.
+    stale = _stale.remove_stale(os.path.abspath(dest), check_mode=module.check_mode)
     image = api.find_image(params['image'])
     dest_type = destination_type(dest)
     result = image_facts(image, dest, dest_type)
+    result['removed_stale_temp'] = stale
     if image.get('status') != 'active':
         raise errors.ImageStateError(
             'Image %s (%s) is %s, not active: it has no data to fetch yet.'

@@ -6,7 +6,8 @@
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
 """image_convert with real qemu-img on small images; faults (no space, a
-limit hit, a missing qemu-img) are injected at the subprocess boundary.
+limit hit, a missing qemu-img) are injected at the process boundary
+(``_process.run``, through which every child starts).
 What ends up on disk, what is reported, what qemu-img was asked, and what
 is left behind on failure."""
 
@@ -17,18 +18,22 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.osimage.glance.plugins.module_utils import _process
 from ansible_collections.osimage.glance.plugins.module_utils import _qemu
+from ansible_collections.osimage.glance.plugins.module_utils import _stale
 from ansible_collections.osimage.glance.plugins.modules import image_convert
 
 pytestmark = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='needs qemu-img (qemu-utils)')
 
 MiB = 1024 * 1024
 REAL_RUN = subprocess.run
+REAL_PROCESS_RUN = _process.run
 
 
 def qemu_img(*args):
@@ -45,13 +50,12 @@ class Subprocesses(object):
         self.failures = {}
 
     def __call__(self, argv, *args, **kwargs):
-        self.calls.append(list(argv))
-        result = REAL_RUN(argv, *args, **kwargs)  # pylint: disable=subprocess-run-check  # the caller's check
+        self.calls.append([str(arg) for arg in argv])
+        returncode, stdout, stderr, cpu = REAL_PROCESS_RUN(argv, *args, **kwargs)
         sub = argv[1] if len(argv) > 1 else None
         if sub in self.failures:
             returncode, stderr = self.failures.pop(sub)
-            return subprocess.CompletedProcess(argv, returncode, result.stdout, stderr.encode())
-        return result
+        return returncode, stdout, stderr, cpu
 
     def fail(self, subcommand, returncode, stderr):
         self.failures[subcommand] = (returncode, stderr)
@@ -67,7 +71,7 @@ class Subprocesses(object):
 def procs(monkeypatch):
     _qemu.QemuImg._found.clear()
     recorder = Subprocesses()
-    monkeypatch.setattr(subprocess, 'run', recorder)
+    monkeypatch.setattr(_process, 'run', recorder)
     yield recorder
     _qemu.QemuImg._found.clear()
 
@@ -254,8 +258,9 @@ def test_luks_encryption_passphrase_never_on_a_command_line(procs, tmp_path, cap
     assert result['encrypted'] is True and result['qemu_format'] == 'luks' and result['dest_format'] == 'raw'
     for argv in procs.calls:
         assert not any(passphrase in str(arg) for arg in argv)
+    # In memory only: the descriptor qemu-img inherits, no file on disk.
     secret_files = [arg.split('file=')[1] for argv in procs.calls for arg in argv if arg.startswith('secret,')]
-    assert secret_files and not any(os.path.exists(path) for path in secret_files)
+    assert secret_files and all(path.startswith('/proc/self/fd/') for path in secret_files)
     with open(dest, 'rb') as fileobj:
         assert fileobj.read(6) == b'LUKS\xba\xbe'
     assert run_module(args, capsys)['changed'] is False
@@ -288,6 +293,29 @@ def test_declared_raw_with_qcow2_inside_is_refused(procs, qcow2, tmp_path, capsy
     assert procs.touching(str(qcow2)) == []
 
 
+def test_temp_files_of_dead_runs_are_removed_and_reported(procs, qcow2, tmp_path, capsys):
+    """A killed run's temporary file (its pid gone) goes; a live run's, another
+    host's and a foreign file beside dest stay."""
+    dest = tmp_path / 'dest.raw'
+    me = _stale.this_process()
+    child = subprocess.Popen([sys.executable, '-c', 'pass'])
+    child.wait()
+    dead = _stale.Owner(me.host, me.boot, me.pidns, child.pid, 1)
+    parent = _stale.Owner(me.host, me.boot, me.pidns, os.getppid(), _stale.start_time(os.getppid()))
+    stale = tmp_path / _stale.temp_name(str(dest), dead)
+    keep = [tmp_path / _stale.temp_name(str(dest), parent),
+            tmp_path / _stale.temp_name(str(dest), _stale.Owner('elsewhere', me.boot, me.pidns, child.pid, 1)),
+            tmp_path / '.dest.raw.a1b2c3.part']
+    for path in [stale] + keep:
+        path.write_bytes(b'half')
+    check = run_module(dict(src=str(qcow2), dest=str(dest), format='raw'), capsys, check_mode=True)
+    assert check['removed_stale_temp'] == [str(stale)] and stale.exists()
+    result = run_module(dict(src=str(qcow2), dest=str(dest), format='raw'), capsys)
+    assert result['changed'] is True and result['removed_stale_temp'] == [str(stale)]
+    assert not stale.exists() and all(path.exists() for path in keep)
+    assert leftovers(tmp_path, 'src.qcow2', 'dest.raw') == sorted(path.name for path in keep)
+
+
 def test_no_space_during_conversion_removes_the_temp_and_keeps_dest(procs, qcow2, tmp_path, capsys):
     dest = tmp_path / 'dest.raw'
     dest.write_bytes(b'previous image')
@@ -315,9 +343,9 @@ def test_limits_reach_qemu_img(monkeypatch, qcow2, tmp_path, capsys):
     seen = []
     real = _qemu.run_process
 
-    def recording(argv, limits, env):
+    def recording(argv, limits, env, **kwargs):
         seen.append((argv[1] if len(argv) > 1 else None, limits))
-        return real(argv, limits, env)
+        return real(argv, limits, env, **kwargs)
 
     monkeypatch.setattr(_qemu, 'run_process', recording)
     run_module(dict(src=str(qcow2), dest=str(tmp_path / 'dest.raw'), format='raw',

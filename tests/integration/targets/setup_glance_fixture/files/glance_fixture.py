@@ -27,9 +27,11 @@ import sys
 import openstack
 
 
-def pseudo_random_bytes(size, seed):
-    """Reproducible incompressible data."""
-    return random.Random(seed).randbytes(size)
+def pseudo_random_bytes(size, seed, chunk=64 * 1024 * 1024):
+    """Reproducible incompressible data (in chunks: randbytes takes at most
+    2**31 bits at once; up to ``chunk`` bytes it is one call, as before)."""
+    rng = random.Random(seed)
+    return b''.join(rng.randbytes(min(chunk, size - offset)) for offset in range(0, size, chunk)) if size else b''
 
 
 def create(conn, args):
