@@ -216,6 +216,7 @@ options:
 requirements:
   - cryptography (only to sign, with I(signing); openstacksdk already depends on it)
   - oslo.utils (its format inspector)
+  - qemu-img and util-linux (C(setpriv), C(prlimit)) for the format check of a local file
 notes:
   - Ownership of half-made images is judged in Glance, the one place all runs share. The run that creates an
     image marks it with the property C(osimage_glance_claim) (C(<run id>@<host>:<unix time>)) and refreshes

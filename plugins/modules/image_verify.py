@@ -144,7 +144,7 @@ options:
 requirements:
   - cursive (for signatures)
   - oslo.utils (for the format check)
-  - qemu-img (for the format check)
+  - qemu-img and util-linux (C(setpriv), C(prlimit)) for the format check
 notes:
   - The read pass computes every digest in the same pass; the signature's digest is shared with the multihash when
     the hash methods agree (for example C(SHA-512) and C(sha512)).
