@@ -455,7 +455,7 @@ class Uploader(object):
                                        wall=self.wall)
         self.keeper = None
         self.deadline = transfer.Deadline(self.params['timeout'], 'Uploading image %s' % self.params['name'],
-                                           clock=self.clock)
+                                          clock=self.clock)
         self.schema = None
         self.core = None
         self.properties = {}
