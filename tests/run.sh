@@ -339,20 +339,27 @@ demo_volume_cleanup() {
     rm -rf "$demo_workdir"
 }
 
-# Run playbooks/image_to_volume.yml once; fail unless its recap says changed=$1 (a number, or "any>0").
-demo_volume_run() {
-    local want=$1 log=$demo_workdir/run-$2.log changed
-    say "ansible-playbook playbooks/image_to_volume.yml (run $2)"
-    "$VENV/bin/ansible-playbook" "$repo/playbooks/image_to_volume.yml" -e image_to_volume_cloud=demo \
-        -e "image_to_volume_image=$demo_image" -e "image_to_volume_volume=$demo_loop" | tee "$log"
+# Run a demo playbook once (ansible-playbook PLAYBOOK ARGS...), its output also in LOG; fail unless
+# its recap says changed=WANT (a number, or "any>0").
+demo_playbook() {
+    local want=$1 log=$2 playbook=$3 changed
+    shift 3
+    say "ansible-playbook $playbook $*"
+    "$VENV/bin/ansible-playbook" "$repo/$playbook" "$@" | tee "$log"
     [[ ${PIPESTATUS[0]} -eq 0 ]] || return 1
     changed=$(sed -n 's/^localhost *: .*changed=\([0-9]*\).*/\1/p' "$log")
-    echo "demo: run $2 of playbooks/image_to_volume.yml: changed=$changed"
+    echo "demo: $playbook: changed=$changed"
     if [[ -z $changed ]] || { [[ $want == "any>0" ]] && [[ $changed -eq 0 ]]; } ||
         { [[ $want != "any>0" ]] && [[ $changed -ne $want ]]; }; then
-        echo "demo: run $2 should have reported changed=$want" >&2
+        echo "demo: this run of $playbook should have reported changed=$want" >&2
         return 1
     fi
+}
+
+# Run playbooks/image_to_volume.yml once (run number $2); it must report changed=$1.
+demo_volume_run() {
+    demo_playbook "$1" "$demo_workdir/run-$2.log" playbooks/image_to_volume.yml -e image_to_volume_cloud=demo \
+        -e "image_to_volume_image=$demo_image" -e "image_to_volume_volume=$demo_loop"
 }
 
 # The main job: a sample qcow2 image in Glance (playbooks/demo_sample_image.yml) written onto a loop
@@ -389,23 +396,13 @@ demo_share_count() {
 print(len(list(openstack.connect(cloud="demo").image.images(name=sys.argv[1]))))' "$share_image"
 }
 
-# Run playbooks/share_and_fetch.yml once (extra arguments: --check); fail unless its recap says
-# changed=$1 (a number, or "any>0").
+# Run playbooks/share_and_fetch.yml once ($2 names the run; further arguments: --check); it must
+# report changed=$1.
 demo_share_run() {
-    local want=$1 label=$2 log changed
+    local want=$1 label=$2
     shift 2
-    log=$share_log-$label.log
-    say "ansible-playbook playbooks/share_and_fetch.yml $* ($label)"
-    "$VENV/bin/ansible-playbook" "$repo/playbooks/share_and_fetch.yml" -e "share_image=$share_image" \
-        -e "share_workdir=$share_workdir" "$@" | tee "$log"
-    [[ ${PIPESTATUS[0]} -eq 0 ]] || return 1
-    changed=$(sed -n 's/^localhost *: .*changed=\([0-9]*\).*/\1/p' "$log")
-    echo "demo: $label run of playbooks/share_and_fetch.yml: changed=$changed"
-    if [[ -z $changed ]] || { [[ $want == "any>0" ]] && [[ $changed -eq 0 ]]; } ||
-        { [[ $want != "any>0" ]] && [[ $changed -ne $want ]]; }; then
-        echo "demo: the $label run should have reported changed=$want" >&2
-        return 1
-    fi
+    demo_playbook "$want" "$share_log-$label.log" playbooks/share_and_fetch.yml -e "share_image=$share_image" \
+        -e "share_workdir=$share_workdir" "$@"
 }
 
 demo_share() (
