@@ -22,8 +22,9 @@ description:
     C(min_ram), tags, visibility, owner, stores, dates, locations and the like), which are either read-only or
     have options of their own; the properties Glance keeps for itself (prefix C(os_glance)); the image
     signature properties (C(img_signature*)), which are bound to the exact data and to a certificate in the
-    source cloud's Barbican, unless I(keep_signature=true); and any property named in I(drop) or starting with
-    one of I(drop_prefixes).
+    source cloud's Barbican, unless I(keep_signature=true); C(osimage_glance_claim), the mark
+    M(osimage.glance.image_upload) puts on an image while a run makes it; and any property named in I(drop) or
+    starting with one of I(drop_prefixes).
   - Values are turned into strings, as Glance stores them.
 options:
   _input:
@@ -77,6 +78,8 @@ SCHEMA_FIELDS = frozenset((
 ))
 # Glance's own bookkeeping (import state, stores being copied to, ...).
 GLANCE_PREFIX = 'os_glance'
+# The mark image_upload puts on an image while a run makes it (see its notes); never a property to copy.
+CLAIM_PROPERTY = 'osimage_glance_claim'
 SIGNATURE_PREFIX = 'img_signature'
 
 
@@ -91,7 +94,8 @@ def image_properties(image, keep_signature=False, drop=None, drop_prefixes=None)
     properties = {}
     for key, value in image.items():
         name = to_text(key)
-        if name in SCHEMA_FIELDS or name in dropped or name.startswith(tuple(prefixes)) or value is None:
+        if (name in SCHEMA_FIELDS or name == CLAIM_PROPERTY or name in dropped or name.startswith(tuple(prefixes))
+                or value is None):
             continue
         properties[name] = value if isinstance(value, str) else _glance_string(value)
     return properties

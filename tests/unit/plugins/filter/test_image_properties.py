@@ -56,3 +56,9 @@ def test_not_a_record_is_a_clear_error():
 
 def test_registered_under_its_name():
     assert FilterModule().filters()['image_properties'] is image_properties
+
+
+def test_an_upload_claim_is_never_copied():
+    record = dict(RECORD, osimage_glance_claim='0123456789ab.42@host1:1796400000')
+    assert 'osimage_glance_claim' not in image_properties(record)
+    assert 'osimage_glance_claim' not in image_properties(record, keep_signature=True)
