@@ -19,7 +19,8 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.validation import check_type_dict
 
-from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import session as _session
 from ansible_collections.osimage.glance.plugins.module_utils import _process
 from ansible_collections.osimage.glance.plugins.module_utils._errors import InvalidOptionsError, OsimageError
 
@@ -157,7 +158,7 @@ class GlanceModule(object):
         minimums of numeric options (see ``check_bounds``)."""
         self.cloud = cloud
         self.bounds = dict(CLOUD_BOUNDS if cloud else {}, **(bounds or {}))
-        spec = _cloud.cloud_argument_spec() if cloud else {}
+        spec = _session.cloud_argument_spec() if cloud else {}
         spec.update(argument_spec)
         self.ansible = _SecretsFirstModule(argument_spec=spec, **kwargs)
         self.params = self.ansible.params
@@ -173,7 +174,7 @@ class GlanceModule(object):
             # With the argument validation: before anything is done.
             check_bounds(self.params, self.bounds)
             # Connects (and needs openstacksdk) only on first use of the cloud.
-            api = _cloud.GlanceAPI.from_params(self.params) if self.cloud else None
+            api = _glance.GlanceAPI.from_params(self.params) if self.cloud else None
             result = func(self, api)
         except OsimageError as exc:
             self.ansible.fail_json(msg=exc.msg, **exc.details)

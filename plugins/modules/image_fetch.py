@@ -470,7 +470,7 @@ from ansible_collections.osimage.glance.plugins.module_utils import _format
 from ansible_collections.osimage.glance.plugins.module_utils import _stale
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
 from ansible_collections.osimage.glance.plugins.module_utils import _volume
-from ansible_collections.osimage.glance.plugins.module_utils._cloud import stream_read_errors
+from ansible_collections.osimage.glance.plugins.module_utils._openstack.session import stream_read_errors
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 from ansible_collections.osimage.glance.plugins.module_utils._verify import (
     Expectations, Verification, certificate_store, read_pass)

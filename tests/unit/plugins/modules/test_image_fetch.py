@@ -23,7 +23,7 @@ import requests
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _format
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer
@@ -75,7 +75,7 @@ class FakeGlance(object):
 @pytest.fixture
 def glance(monkeypatch):
     fake = FakeGlance(IMAGE, FakeStream(DATA))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
     return fake
 
 
@@ -193,6 +193,7 @@ class FakeGlanceWithBarbican(FakeGlance):
     def __init__(self, image, stream):
         super().__init__(image, stream)
         self.secrets = {}
+        self.barbican = self  # the Barbican of the same cloud, in the same fake
 
     def get_secret_payload(self, secret_id, what):
         if secret_id not in self.secrets:
@@ -234,7 +235,7 @@ def signed(monkeypatch, tmp_path, rsa_signer):
     fake = FakeGlanceWithBarbican(image_of(data, **rsa_signer.properties(data, CERT_UUID)), FakeStream(data))
     fake.secrets[CERT_UUID] = rsa_signer.pem
     fake.data = data
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
     return fake
 
 
@@ -384,7 +385,7 @@ def test_backing_file_is_refused_by_the_inspector_before_qemu_img(monkeypatch, t
                                                                   qemu_calls):
     data = qcow2_bytes(tmp_path, backing='/etc/hostname')
     fake = FakeGlance(image_of(data), FakeStream(data))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
     dest = workdir / 'backed.qcow2'
     dest.write_bytes(b'old content')
     result = run_module({'image': 'cirros', 'dest': str(dest)}, capsys)
@@ -487,7 +488,7 @@ def test_qcow2_content_declared_raw_is_refused_before_the_first_byte_reaches_the
         monkeypatch, tmp_path, device, capsys):
     data = qcow2_bytes(tmp_path)
     fake = FakeGlance(image_of(data, disk_format='raw'), FakeStream(data))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
     result = run_module({'image': 'cirros', 'dest': str(device)}, capsys)
     assert result['failed'] is True
     assert 'disk_format is declared as raw but the content is qcow2' in result['msg']
@@ -527,7 +528,7 @@ def gzip_image(data, **extra):
 def gzipped(monkeypatch):
     image, packed = gzip_image(DATA)
     fake = FakeGlance(image, FakeStream(packed))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
     return fake
 
 
@@ -578,7 +579,7 @@ def test_gzip_image_decompressed_onto_a_device(gzipped, device, capsys):
 def test_decompressed_image_larger_than_the_device_is_zeroed(monkeypatch, device, capsys):
     image, packed = gzip_image(bytes(DEVICE_SIZE + 4096))
     fake = FakeGlance(image, FakeStream(packed))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
     check = run_module({'image': 'cirros', 'dest': str(device), 'decompress': True, '_ansible_check_mode': True},
                        capsys)
     assert 'the decompressed image has %d bytes but block device' % (DEVICE_SIZE + 4096) in check['msg']
@@ -609,7 +610,7 @@ def test_compressed_image_that_is_not_gzip_is_named(monkeypatch, workdir, capsys
     image = dict(IMAGE, container_format='compressed', size=len(packed),
                  os_hash_value=hashlib.sha512(packed).hexdigest(), checksum=hashlib.md5(packed).hexdigest())
     fake = FakeGlance(image, FakeStream(packed))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
     result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'decompress': True}, capsys)
     assert 'but its data is zstd data, not gzip; only gzip can be decompressed' in result['msg']
     assert os.listdir(workdir) == []

@@ -19,7 +19,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer
 from ansible_collections.osimage.glance.plugins.modules import image_verify
@@ -37,6 +37,7 @@ class FakeGlance(object):
         self.image = None
         self.secrets = {}
         self.lookups = 0
+        self.barbican = self  # the Barbican of the same cloud, in the same fake
 
     def find_image(self, name_or_id):
         self.lookups += 1
@@ -53,7 +54,7 @@ class FakeGlance(object):
 @pytest.fixture
 def glance(monkeypatch):
     fake = FakeGlance()
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
     return fake
 
 
@@ -116,8 +117,8 @@ def test_check_mode_verifies_the_same_way(glance, qcow2, capsys):
 
 def test_explicit_expectations_need_no_cloud(qcow2, capsys, monkeypatch):
     def no_cloud(cls, params):
-        return _cloud.GlanceAPI(connect=pytest.fail)
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(no_cloud))
+        return _glance.GlanceAPI(connect=pytest.fail)
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(no_cloud))
     data = qcow2.read_bytes()
     result = run_module({'path': str(qcow2), 'hash_algo': 'sha256', 'hash_value': hashlib.sha256(data).hexdigest(),
                          'checksum': hashlib.md5(data).hexdigest(), 'disk_format': 'qcow2'}, capsys)
