@@ -165,9 +165,29 @@ class GlanceModule(object):
         # Every child process starts through this module's run_command.
         _process.bind(self.ansible)
 
+    # -- what a module may use of AnsibleModule: nothing reaches into it -------
     @property
-    def check_mode(self):
+    def check_mode(self) -> bool:
         return self.ansible.check_mode
+
+    @property
+    def diff_mode(self) -> bool:
+        """Whether the user asked for a diff (``--diff``)."""
+        return bool(self.ansible._diff)  # pylint: disable=protected-access
+
+    def warn(self, warning: str) -> None:
+        """A warning shown with the task's result."""
+        self.ansible.warn(warning)
+
+    def atomic_move(self, src: str, dest: str, **kwargs) -> None:
+        """Rename ``src`` over ``dest`` atomically, keeping dest's attributes."""
+        self.ansible.atomic_move(src, dest, **kwargs)
+
+    def set_file_attributes(self, path: str, changed: bool, diff: dict | None = None) -> bool:
+        """Apply the file options (mode, owner, group, SELinux context) to
+        ``path``; ``changed`` or-ed with whether they changed anything."""
+        file_args = self.ansible.load_file_common_arguments(self.params, path=path)
+        return self.ansible.set_fs_attributes_if_different(file_args, changed, diff=diff)
 
     def run(self, func):
         try:

@@ -878,7 +878,7 @@ class Uploader(object):
         if self.kept:
             result['kept_protected'] = self.kept
         for warning in self.warnings:
-            self.module.ansible.warn(warning)
+            self.module.warn(warning)
         return result
 
     def present(self, recheck):
