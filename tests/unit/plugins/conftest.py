@@ -239,8 +239,8 @@ class FakeGlance(object):
     @property
     def image(self):
         """The one image of a Glance that holds one."""
-        [image] = self.images.values()
-        return image
+        assert len(self.images) == 1, 'the test set up %d images, not one' % len(self.images)
+        return next(iter(self.images.values()))
 
     @image.setter
     def image(self, image):
