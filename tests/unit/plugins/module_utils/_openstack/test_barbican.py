@@ -5,13 +5,12 @@
 # https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
-"""The lazy connection and Barbican secrets over the same session, against
+"""The lazy connection, and Barbican secrets over the same session, against
 a fake openstacksdk connection (the boundary)."""
 
 from __future__ import annotations
 
 import base64
-import sys
 
 import pytest
 
@@ -183,39 +182,3 @@ def test_a_new_certificate_is_stored_the_way_glance_reads_it():
                               'payload': base64.b64encode(PEM).decode('ascii'),
                               'payload_content_type': 'application/octet-stream',
                               'payload_content_encoding': 'base64'}
-
-
-def test_connecting_leaves_the_ansiballz_payload_off_sys_path(monkeypatch):
-    """stevedore keys its entry-point cache by sys.path: the payload's
-    per-run path must not be part of it while the auth plugin is loaded."""
-    payload = '/tmp/ansible_image_fetch_payload_x/ansible_image_fetch_payload.zip'
-    monkeypatch.setattr(sys, 'path', ['/usr/lib/python3', payload, '/venv/site-packages'])
-    monkeypatch.setattr(_session, '_own_archive', lambda: payload)
-    seen = []
-
-    class FakeRegion(object):
-        def get_session(self):
-            seen.append(list(sys.path))
-            return 'session'
-
-    class FakeConfigModule(object):
-        @staticmethod
-        def get_cloud_region(**kwargs):
-            seen.append(list(sys.path))
-            return FakeRegion()
-
-    monkeypatch.setattr(_session, 'sdk', lambda: {'config': FakeConfigModule})
-    conn = _session.connect_cloud(cloud='demo')
-    assert conn.session == 'session'
-    assert seen == [['/usr/lib/python3', '/venv/site-packages']] * 2
-    assert sys.path == ['/usr/lib/python3', payload, '/venv/site-packages']
-
-
-def test_sys_path_is_restored_when_connecting_fails(monkeypatch):
-    payload = '/tmp/payload.zip'
-    monkeypatch.setattr(sys, 'path', [payload, '/venv/site-packages'])
-    with pytest.raises(RuntimeError):
-        with _session.payload_off_sys_path(payload):
-            assert payload not in sys.path
-            raise RuntimeError('refused')
-    assert sys.path == [payload, '/venv/site-packages']

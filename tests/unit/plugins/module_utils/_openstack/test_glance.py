@@ -5,13 +5,13 @@
 # https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
-"""The cloud core against a fake openstacksdk connection (the boundary):
-option mapping, retries, and one clear error per failure."""
+"""Glance v2 calls against a fake openstacksdk connection (the boundary):
+retries through the session, one clear error per failure, pagination,
+look-ups by name or id."""
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -87,37 +87,6 @@ def make_api(conn, retries=3):
     sleeps = []
     api = glance.GlanceAPI(conn, retries=retries, backoff=0.5, sleep=sleeps.append)
     return api, sleeps
-
-
-def test_named_cloud_maps_openstack_cloud_options_to_sdk_names():
-    params = dict(cloud='prod', auth=None, auth_type=None, region_name='RegionTwo', validate_certs=False,
-                  ca_cert='/ca.pem', client_cert=None, client_key=None, api_timeout=30, interface='internal')
-    assert _session.connection_kwargs(params) == dict(
-        cloud='prod', region_name='RegionTwo', verify=False, cacert='/ca.pem', api_timeout=30,
-        interface='internal')
-
-
-def test_cloud_dict_is_passed_through_with_the_interface():
-    params = dict(cloud={'auth': {'auth_url': AUTH_URL}}, interface='public')
-    assert _session.connection_kwargs(params) == {'auth': {'auth_url': AUTH_URL}, 'interface': 'public'}
-
-
-def test_cloud_dict_given_as_json_is_read_as_a_dict():
-    params = dict(cloud='{"auth": {"auth_url": "%s"}}' % AUTH_URL, interface='public')
-    assert _session.connection_kwargs(params) == {'auth': {'auth_url': AUTH_URL}, 'interface': 'public'}
-    with pytest.raises(errors.CloudConfigError, match='not valid JSON'):
-        _session.connection_kwargs(dict(cloud='{"auth": ', interface='public'))
-
-
-def test_cloud_dict_with_options_beside_it_names_them():
-    params = dict(cloud={'auth': {}}, region_name='r', api_timeout=3, interface='public')
-    with pytest.raises(errors.CloudConfigError, match='api_timeout, region_name must go inside that dict'):
-        _session.connection_kwargs(params)
-
-
-def test_cloud_of_another_type_is_refused():
-    with pytest.raises(errors.CloudConfigError, match='not list'):
-        _session.connection_kwargs(dict(cloud=['a']))
 
 
 def test_server_reason_reads_glance_html_pages():
@@ -281,41 +250,3 @@ def test_find_image_finds_a_hidden_image_by_name():
 def test_v2_root_is_built_from_the_catalog_endpoint(catalog, root):
     api = make_api(FakeConnection(endpoint=catalog))[0]
     assert api.base_url == root
-
-
-@pytest.fixture
-def no_clouds_yaml(tmp_path, monkeypatch):
-    """No clouds.yaml anywhere openstacksdk looks, and no OS_* settings."""
-    for name in list(os.environ):
-        if name.startswith('OS_'):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv('HOME', str(tmp_path))
-    monkeypatch.setenv('XDG_CONFIG_HOME', str(tmp_path / 'config'))
-    monkeypatch.chdir(tmp_path)
-
-
-def _connect_error(params):
-    api = glance.GlanceAPI.from_params(dict(dict(cloud=None, auth=None, interface='public'), **params))
-    with pytest.raises(errors.CloudConfigError) as caught:
-        api.conn  # pylint: disable=pointless-statement
-    return caught.value.msg
-
-
-def test_no_cloud_at_all_says_what_to_set(no_clouds_yaml):
-    msg = _connect_error({})
-    assert 'Auth plugin requires' not in msg
-    assert 'the option cloud is not set, OS_CLOUD is not set' in msg
-    assert 'export OS_CLOUD' in msg and 'auth_url' in msg
-
-
-def test_auth_without_auth_url_names_the_option(no_clouds_yaml):
-    msg = _connect_error(dict(auth=dict(username='alice', password='s3cret-marker')))
-    assert msg.startswith('The option auth lacks auth_url.')
-    assert 's3cret-marker' not in msg
-
-
-def test_os_cloud_without_a_clouds_yaml_names_the_cloud(no_clouds_yaml, monkeypatch):
-    monkeypatch.setenv('OS_CLOUD', 'prod')
-    msg = _connect_error({})
-    assert "The cloud 'prod' (from OS_CLOUD) has no auth_url" in msg
-    assert 'clouds.yaml' in msg
