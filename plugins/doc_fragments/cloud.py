@@ -11,7 +11,7 @@ from __future__ import annotations
 class ModuleDocFragment(object):
     # The connection options, the same as openstack.cloud's so that existing
     # clouds.yaml files and module_defaults work unchanged. Paired with
-    # plugins/module_utils/_cloud.py:cloud_argument_spec().
+    # plugins/module_utils/_openstack/session.py:cloud_argument_spec().
     DOCUMENTATION = r'''
 options:
   cloud:

@@ -19,7 +19,8 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.validation import check_type_dict
 
-from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import session as _session
 from ansible_collections.osimage.glance.plugins.module_utils import _process
 from ansible_collections.osimage.glance.plugins.module_utils._errors import InvalidOptionsError, OsimageError
 
@@ -157,23 +158,43 @@ class GlanceModule(object):
         minimums of numeric options (see ``check_bounds``)."""
         self.cloud = cloud
         self.bounds = dict(CLOUD_BOUNDS if cloud else {}, **(bounds or {}))
-        spec = _cloud.cloud_argument_spec() if cloud else {}
+        spec = _session.cloud_argument_spec() if cloud else {}
         spec.update(argument_spec)
         self.ansible = _SecretsFirstModule(argument_spec=spec, **kwargs)
         self.params = self.ansible.params
         # Every child process starts through this module's run_command.
         _process.bind(self.ansible)
 
+    # -- what a module may use of AnsibleModule: nothing reaches into it -------
     @property
-    def check_mode(self):
+    def check_mode(self) -> bool:
         return self.ansible.check_mode
+
+    @property
+    def diff_mode(self) -> bool:
+        """Whether the user asked for a diff (``--diff``)."""
+        return bool(self.ansible._diff)  # pylint: disable=protected-access
+
+    def warn(self, warning: str) -> None:
+        """A warning shown with the task's result."""
+        self.ansible.warn(warning)
+
+    def atomic_move(self, src: str, dest: str, **kwargs) -> None:
+        """Rename ``src`` over ``dest`` atomically, keeping dest's attributes."""
+        self.ansible.atomic_move(src, dest, **kwargs)
+
+    def set_file_attributes(self, path: str, changed: bool, diff: dict | None = None) -> bool:
+        """Apply the file options (mode, owner, group, SELinux context) to
+        ``path``; ``changed`` or-ed with whether they changed anything."""
+        file_args = self.ansible.load_file_common_arguments(self.params, path=path)
+        return self.ansible.set_fs_attributes_if_different(file_args, changed, diff=diff)
 
     def run(self, func):
         try:
             # With the argument validation: before anything is done.
             check_bounds(self.params, self.bounds)
             # Connects (and needs openstacksdk) only on first use of the cloud.
-            api = _cloud.GlanceAPI.from_params(self.params) if self.cloud else None
+            api = _glance.GlanceAPI.from_params(self.params) if self.cloud else None
             result = func(self, api)
         except OsimageError as exc:
             self.ansible.fail_json(msg=exc.msg, **exc.details)

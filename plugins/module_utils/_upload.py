@@ -31,8 +31,6 @@ from ansible_collections.osimage.glance.plugins.module_utils import _transfer as
 
 # Glance's default multihash algorithm (``[DEFAULT] hashing_algorithm``).
 DEFAULT_HASH_ALGO = 'sha512'
-# Content type of Glance's JSON-patch dialect for image updates.
-PATCH_CONTENT_TYPE = 'application/openstack-images-v2.1-json-patch'
 NAME_MAX = 255
 AMAZON_FORMATS = ('aki', 'ari', 'ami')
 # Image attributes the module manages besides ``properties``.
@@ -266,6 +264,20 @@ def check_options(schema, options):
 # Properties that name the kernel and ramdisk images an ami boots with, and
 # the disk_format those images must have (nova boots them as such).
 BOOT_IMAGE_FORMATS = {'kernel_id': 'aki', 'ramdisk_id': 'ari'}
+
+
+def ensure_certificate(barbican, name: str, pem: bytes, check_mode: bool) -> tuple:
+    """``(changed, uuid)`` of a Barbican certificate secret named ``name``
+    holding ``pem``: an existing one with the same name and payload is
+    reused, else one is created. In check mode nothing is created and the
+    uuid is None."""
+    what = 'Storing the signing certificate in Barbican'
+    for uuid_ in barbican.find_secrets(name, 'certificate', what):
+        if barbican.get_secret_payload(uuid_, what) == pem:
+            return False, uuid_
+    if check_mode:
+        return True, None
+    return True, barbican.create_certificate(name, pem, what)
 
 
 def check_boot_images(api, properties):

@@ -90,7 +90,7 @@ def certificate_store(api):
     if api is None:
         return _signature.CertificateStore()
     return _signature.CertificateStore(
-        fetch_secret=lambda uuid: api.get_secret_payload(uuid, 'Fetching certificate %s from Barbican' % uuid))
+        fetch_secret=lambda uuid: api.barbican.get_secret_payload(uuid, 'Fetching certificate %s from Barbican' % uuid))
 
 
 class ReadPass(object):

@@ -760,7 +760,7 @@ class Context(object):
         self.virtual_size = None
         self.src_qemu_format = None
         self.limits = None
-        self.rename = module.ansible.atomic_move
+        self.rename = module.atomic_move
 
 
 def check_src(src, dest):
@@ -810,8 +810,7 @@ def ensure_converted(module, qemu, output, secret=None):
     kind_now = dest_type(ctx.dest)
     result['dest_size'] = dest_size(ctx.dest, kind_now)
     if kind_now == 'file':
-        file_args = module.ansible.load_file_common_arguments(module.params, path=ctx.dest)
-        changed = module.ansible.set_fs_attributes_if_different(file_args, changed, diff=diff)
+        changed = module.set_file_attributes(ctx.dest, changed, diff=diff)
     result['diff'] = diff
     return changed, result
 

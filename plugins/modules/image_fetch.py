@@ -470,7 +470,7 @@ from ansible_collections.osimage.glance.plugins.module_utils import _format
 from ansible_collections.osimage.glance.plugins.module_utils import _stale
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
 from ansible_collections.osimage.glance.plugins.module_utils import _volume
-from ansible_collections.osimage.glance.plugins.module_utils._cloud import stream_read_errors
+from ansible_collections.osimage.glance.plugins.module_utils._openstack.session import stream_read_errors
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 from ansible_collections.osimage.glance.plugins.module_utils._verify import (
     Expectations, Verification, certificate_store, read_pass)
@@ -715,7 +715,7 @@ def ensure_file(job, result):
     algo, expected = job.algo, job.expected
     parent = check_parent(dest)
     # With force the old data is replaced anyway: hash it only when the diff shows it.
-    before_algo = algo if (not params['force'] or module.ansible._diff) else None
+    before_algo = algo if (not params['force'] or module.diff_mode) else None
     before, rpass = inspect_dest(dest, image.get('size'), before_algo, None if params['force'] else job.verification)
     up_to_date = (before is not None and algo is not None and not params['force']
                   and before.get(algo) == expected)
@@ -730,7 +730,7 @@ def ensure_file(job, result):
     if not module.check_mode:
         # An existing dest stays until the rename, so the full size must fit.
         transfer.check_free_space(parent, image.get('size'), job.what)
-        target = _volume.FileTarget(dest, module.ansible.atomic_move, preallocate=image.get('size'))
+        target = _volume.FileTarget(dest, module.atomic_move, preallocate=image.get('size'))
         result['transfer'], found = job.run(target)
         result.update(found)
     return True, diff
@@ -789,7 +789,7 @@ def ensure_decompressed(job, result, dest_type):
         before = file_state(dest)
 
         def open_target(offset):
-            return _volume.FileTarget(dest, module.ansible.atomic_move, copy_prefix=offset)
+            return _volume.FileTarget(dest, module.atomic_move, copy_prefix=offset)
         if not module.check_mode:
             # The compressed size is the least the decompressed data needs.
             transfer.check_free_space(parent, image.get('size'), job.what)
@@ -846,8 +846,7 @@ def ensure_fetched(module, api):
     else:
         changed, diff = ensure_file(job, result)
     if dest_type == 'file' and os.path.exists(dest):
-        file_args = module.ansible.load_file_common_arguments(module.params, path=dest)
-        changed = module.ansible.set_fs_attributes_if_different(file_args, changed, diff=diff)
+        changed = module.set_file_attributes(dest, changed, diff=diff)
     result['diff'] = diff
     return changed, result
 

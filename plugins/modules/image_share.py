@@ -218,7 +218,8 @@ resolved_projects:
 '''
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils._cloud import GlanceAPI, other_cloud_params
+from ansible_collections.osimage.glance.plugins.module_utils._openstack.glance import GlanceAPI
+from ansible_collections.osimage.glance.plugins.module_utils._openstack.session import other_cloud_params
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 
 STATUSES = ('accepted', 'rejected', 'pending')
@@ -278,7 +279,7 @@ def resolve_members(module, api, image, entries):
         if entry.get('cloud') is not None:
             try:
                 member_api = GlanceAPI.from_params(other_cloud_params(entry['cloud'], module.params))
-                who = member_api.whoami()
+                who = member_api.keystone.whoami()
             except (errors.CloudConfigError, errors.AuthenticationError) as exc:
                 raise type(exc)('The cloud of member %r: %s' % (given or entry['cloud'], exc.msg), **exc.details)
             if given is not None and given not in (who['project_id'], who['project_name']):
@@ -290,7 +291,7 @@ def resolve_members(module, api, image, entries):
         else:
             if given is None:
                 raise errors.InvalidOptionsError('Every entry of members needs project or cloud (or both).')
-            project = api.find_project(given)
+            project = api.keystone.find_project(given)
             member = WantedMember(given, project['id'], entry.get('status'))
         if member.project_id == image.get('owner'):
             raise errors.InvalidOptionsError(
@@ -417,7 +418,7 @@ def ensure_shared(module, api):
     """The owner's side; returns ``(changed, result)``."""
     params = module.params
     check_options(params)
-    me = api.whoami()
+    me = api.keystone.whoami()
     image = api.find_image(params['image'])
     check_owner(image, me)
     entries = params['members'] or []
@@ -456,7 +457,7 @@ def ensure_shared(module, api):
                 set_member_status(member.api or api, image, member)
         if visibility != image.get('visibility'):
             image = set_visibility(api, image, visibility)
-        image = api.get_json('/images/%s' % image['id'], 'Reading image %s' % describe(image))
+        image = api.get_image(image['id'], 'Reading image %s' % describe(image))
         visibility = image.get('visibility')
         final = list_current_members(api, image, visibility)
     else:
@@ -473,7 +474,7 @@ def ensure_shared(module, api):
 def ensure_member_status(module, api):
     """The member's side; returns ``(changed, result)``."""
     wanted = module.params['member_status']
-    me = api.whoami()
+    me = api.keystone.whoami()
     # A name lookup must include images not accepted yet.
     image = api.find_image(module.params['image'], member_status='all')
     if image.get('owner') == me['project_id']:

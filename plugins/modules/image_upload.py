@@ -478,7 +478,7 @@ class Uploader(object):
 
     @property
     def project_id(self):
-        return self.api.conn.current_project_id
+        return self.api.current_project_id
 
     @property
     def owner(self):
@@ -490,7 +490,7 @@ class Uploader(object):
         params = self.params
         if params['id']:
             try:
-                image = self.api.get_json('/images/%s' % params['id'], 'Looking up image %s' % params['id'])
+                image = self.api.get_image(params['id'], 'Looking up image %s' % params['id'])
             except errors.NotFoundError:
                 return []
             return [image]
@@ -504,7 +504,7 @@ class Uploader(object):
                       key=lambda image: (image.get('created_at') or '', image['id']))
 
     def get_image(self, image_id):
-        return self.api.get_json('/images/%s' % image_id, 'Reading image %s' % image_id)
+        return self.api.get_image(image_id, 'Reading image %s' % image_id)
 
     # -- local file --------------------------------------------------------------
     def algos(self):
@@ -555,8 +555,7 @@ class Uploader(object):
     def apply(self, image, ops, action):
         if not ops:
             return image
-        return glance_call(action, self.api.request, 'PATCH', '/images/%s' % image['id'], action, ok=(200,),
-                           json=ops, headers={'Content-Type': upload.PATCH_CONTENT_TYPE}).json()
+        return glance_call(action, self.api.update_image, image['id'], ops, action)
 
     def new_image_body(self):
         params = self.params
@@ -634,8 +633,7 @@ class Uploader(object):
         action = 'Refreshing the claim of this run on image %s' % image_id
 
         def patch(ops):
-            self.api.request('PATCH', '/images/%s' % image_id, action, ok=(200,), json=ops,
-                             headers={'Content-Type': upload.PATCH_CONTENT_TYPE})
+            self.api.update_image(image_id, ops, action)
 
         self.keeper = upload.ClaimKeeper(patch, self.run_id, self.host, wall=self.wall).start()
 
@@ -653,8 +651,7 @@ class Uploader(object):
             return
         ops = [dict(op='add', path='/' + upload.CLAIM_PROPERTY, value=self.claim(when=0))]
         try:
-            self.api.request('PATCH', '/images/%s' % image_id, 'Giving up the claim on image %s' % image_id,
-                             ok=(200,), json=ops, headers={'Content-Type': upload.PATCH_CONTENT_TYPE})
+            self.api.update_image(image_id, ops, 'Giving up the claim on image %s' % image_id)
         except errors.OsimageError:
             pass
 
@@ -705,18 +702,18 @@ class Uploader(object):
             image = self.get_image(image['id'])
 
     # -- data ------------------------------------------------------------------
-    def store_headers(self):
+    def upload_store(self):
+        """The one store a direct upload goes to (None: Glance's default)."""
         stores = self.params['stores'] or []
         if len(stores) > 1:
             raise errors.BadRequestError('A direct upload goes to one store; use import_method=glance-direct to '
                                          'put the data into several stores (%s).' % ', '.join(stores))
-        return {'X-Image-Meta-Store': stores[0]} if stores else {}
+        return stores[0] if stores else None
 
     def wanted_stores(self):
         """The stores an import must end in (None: Glance's default store)."""
         if self.params['all_stores']:
-            info = self.api.get_json('/info/stores', 'Listing the stores of Glance')
-            return sorted(store['id'] for store in info.get('stores', []))
+            return self.api.list_stores('Listing the stores of Glance')
         return self.params['stores']
 
     def import_body(self, method, **extra):
@@ -737,12 +734,10 @@ class Uploader(object):
         algos = [] if ALGO in self.digests else [ALGO]
         body = upload.HashingBody(path, self.st.st_size, algos, deadline=self.deadline)
         started = time.monotonic()
-        headers = {'Content-Type': 'application/octet-stream'}
         if params['import_method'] == 'glance-direct':
-            self.put_data(image, 'stage', 'Staging the data of image %s' % image['id'], body, headers)
+            self.put_data(image, True, 'Staging the data of image %s' % image['id'], body)
         else:
-            headers.update(self.store_headers())
-            self.put_data(image, 'file', 'Uploading the data of image %s' % image['id'], body, headers)
+            self.put_data(image, False, 'Uploading the data of image %s' % image['id'], body, self.upload_store())
         sent = time.monotonic() - started
         if algos:
             digests = body.hexdigests()
@@ -751,8 +746,7 @@ class Uploader(object):
             self.digests.update(digests)
         if params['import_method'] == 'glance-direct':
             action = 'Importing image %s (glance-direct)' % image['id']
-            glance_call(action, self.api.request, 'POST', '/images/%s/import' % image['id'], action,
-                        ok=(202,), json=self.import_body('glance-direct'))
+            glance_call(action, self.api.import_image, image['id'], self.import_body('glance-direct'), action)
         self.transfer = transfer.transfer_stats(body.sent, sent)
         waited = time.monotonic()
         image = self.wait(self.get_image(image['id']), import_stores=params['import_method'] != 'direct',
@@ -767,14 +761,13 @@ class Uploader(object):
         self.remember_digests()
         return image
 
-    def put_data(self, image, where, action, body, headers, attempts=3):
+    def put_data(self, image, stage, action, body, store=None, attempts=3):
         """PUT the data. A 500 after which the image is still queued means Glance
         took none of it (a busy database when it turns the image to saving, as
         concurrent runs cause): the file is sent again, a few times."""
         for attempt in range(1, attempts + 1):
             try:
-                return glance_call(action, self.api.request, 'PUT', '/images/%s/%s' % (image['id'], where), action,
-                                   data=body, headers=headers)
+                return glance_call(action, self.api.upload_data, image['id'], body, action, stage=stage, store=store)
             except errors.OsimageError as exc:
                 if exc.details.get('status_code') != 500 or attempt == attempts:
                     raise
@@ -784,7 +777,7 @@ class Uploader(object):
 
     def delete(self, image, why):
         action = 'Deleting image %s (%s)' % (image['id'], why)
-        glance_call(action, self.api.request, 'DELETE', '/images/%s' % image['id'], action, ok=(204, 404))
+        glance_call(action, self.api.delete_image, image['id'], action)
         self.deleted.append(image['id'])
 
     # -- signing ----------------------------------------------------------------
@@ -801,7 +794,7 @@ class Uploader(object):
             pem, cert = signing_lib.load_certificate(spec['certificate'])
             signing_lib.check_key_matches(key, cert, spec['certificate'])
             name = 'osimage-signing-cert-%s' % signing_lib.certificate_fingerprint(cert)[:32]
-            dummy, self.certificate_id = self.api.store_certificate(name, pem, check_mode=self.check_mode)
+            dummy, self.certificate_id = upload.ensure_certificate(self.api.barbican, name, pem, self.check_mode)
         else:
             self.certificate_id = spec['certificate_id']
 
@@ -885,7 +878,7 @@ class Uploader(object):
         if self.kept:
             result['kept_protected'] = self.kept
         for warning in self.warnings:
-            self.module.ansible.warn(warning)
+            self.module.warn(warning)
         return result
 
     def present(self, recheck):
@@ -958,7 +951,7 @@ class Uploader(object):
         if target is None:
             body = self.new_image_body()
             action = 'Creating image %s' % params['name']
-            target = glance_call(action, self.api.request, 'POST', '/images', action, ok=(201,), json=body).json()
+            target = glance_call(action, self.api.create_image, body, action)
             if recheck:
                 winner = self.concurrent_winner(target, seen)
                 if winner is not None:
@@ -993,8 +986,8 @@ class Uploader(object):
         target = self.apply(target, ops, 'Setting the metadata of image %s' % target['id'])
         if params['import_method'] == 'web-download':
             action = 'Importing image %s from %s (web-download)' % (target['id'], params['uri'])
-            glance_call(action, self.api.request, 'POST', '/images/%s/import' % target['id'], action, ok=(202,),
-                        json=self.import_body('web-download', uri=params['uri']))
+            glance_call(action, self.api.import_image, target['id'],
+                        self.import_body('web-download', uri=params['uri']), action)
             started = time.monotonic()
             image = self.wait(self.get_image(target['id']), import_stores=True, stores=self.wanted_stores())
             self.transfer = dict(bytes=image.get('size'), seconds=round(time.monotonic() - started, 3))
@@ -1057,7 +1050,7 @@ class Uploader(object):
         action = 'Copying image %s to store(s) %s (copy-image)' % (image['id'], ', '.join(missing))
         body = dict(method=dict(name='copy-image'), stores=missing,
                     all_stores_must_succeed=params['all_stores_must_succeed'])
-        glance_call(action, self.api.request, 'POST', '/images/%s/import' % image['id'], action, ok=(202,), json=body)
+        glance_call(action, self.api.import_image, image['id'], body, action)
         started = time.monotonic()
         image = self.wait(self.get_image(image['id']), import_stores=True, stores=missing)
         self.transfer = dict(bytes=image.get('size'), seconds=round(time.monotonic() - started, 3))

@@ -6,14 +6,21 @@
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
 """Shared fixtures: a small PKI (a signing CA and certificates it issues,
-good and bad) and a signer that makes Glance image signatures."""
+good and bad), a signer that makes Glance image signatures, and the one fake
+Glance (with its Barbican) at the boundary of _openstack/glance.py."""
 
 from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
+import itertools
+import json
+import os
 
+import jsonschema
 import pytest
+import requests
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
@@ -23,7 +30,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _process
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
 
 HASHES = {'SHA-224': hashes.SHA224, 'SHA-256': hashes.SHA256, 'SHA-384': hashes.SHA384, 'SHA-512': hashes.SHA512}
 
@@ -140,3 +149,251 @@ def write_pem(tmp_path):
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return str(path)
     return write
+
+
+# -- the one fake Glance ---------------------------------------------------------
+
+# A copy of GET /v2/schemas/image of the local cloud's Glance (33.0.0).
+with open(os.path.join(os.path.dirname(__file__), 'fixtures', 'glance_image_schema.json')) as _fileobj:
+    GLANCE_SCHEMA = json.load(_fileobj)
+# What Glance's image API refuses before its schema validation
+# (glance.api.v2.images.RequestDeserializer).
+GLANCE_DISALLOWED = ('direct_url', 'self', 'file', 'schema', 'stores')
+GLANCE_READ_ONLY = ('created_at', 'updated_at', 'status', 'checksum', 'size', 'virtual_size', 'direct_url', 'self',
+                    'file', 'schema', 'id', 'os_hash_algo', 'os_hash_value')
+GLANCE_RESERVED = ('location', 'deleted', 'deleted_at')
+PROJECT = 'p' * 32
+_ids = itertools.count(1)
+
+
+class FakeResponse(object):
+    def __init__(self, body=None):
+        self.body = body
+
+    def json(self):
+        return self.body
+
+
+class FakeStream(object):
+    """The streaming response of GET /v2/images/{id}/file; it may break."""
+
+    def __init__(self, data, break_after=None):
+        self.data = data
+        self.break_after = break_after
+        self.closed = False
+
+    def iter_content(self, chunk_size):
+        for offset in range(0, len(self.data), chunk_size):
+            if self.break_after is not None and offset >= self.break_after:
+                raise requests.exceptions.ChunkedEncodingError('Connection broken: reset by peer')
+            yield self.data[offset:offset + chunk_size]
+
+    def close(self):
+        self.closed = True
+
+
+class FakeBarbican(object):
+    """Barbican's secrets by uuid, and certificate names."""
+
+    def __init__(self):
+        self.secrets = {}
+        self.names = {}
+
+    def get_secret_payload(self, secret_id, what):
+        if secret_id not in self.secrets:
+            raise errors.NotFoundError('%s: Barbican at http://barbican.test found no such resource (HTTP 404)'
+                                       % what)
+        return self.secrets[secret_id]
+
+    def find_secrets(self, name, secret_type, what):
+        assert secret_type == 'certificate'
+        return [self.names[name]] if name in self.names else []
+
+    def create_certificate(self, name, pem, what):
+        uuid = 'c' * 8 + '-0000-0000-0000-%012d' % len(self.secrets)
+        self.secrets[uuid], self.names[name] = pem, uuid
+        return uuid
+
+
+class FakeGlance(object):
+    """An in-memory Glance with the typed surface of glance.GlanceAPI: each
+    call is one request of Glance's REST API (``request``, recorded in
+    ``calls``), checked as Glance checks it; data PUT is stored and hashed as
+    Glance does; downloads are served from ``stream``."""
+
+    endpoint = 'http://glance.test:9292'
+    auth_url = 'http://keystone.test/v3'
+    current_project_id = PROJECT
+
+    def __init__(self):
+        self.images = {}
+        self.data = {}
+        self.calls = []
+        self.fail_upload = None
+        self.stream = None
+        self.downloads = 0
+        self.lookups = 0
+        self.barbican = FakeBarbican()
+
+    # -- set-up for the tests ---------------------------------------------------
+    @property
+    def image(self):
+        """The one image of a Glance that holds one."""
+        assert len(self.images) == 1, 'the test set up %d images, not one' % len(self.images)
+        return next(iter(self.images.values()))
+
+    @image.setter
+    def image(self, image):
+        self.images = {image['id']: image}
+
+    @property
+    def secrets(self):
+        return self.barbican.secrets
+
+    def serve(self, data, break_after=None):
+        """Downloads get ``data`` (the connection breaking after ``break_after`` bytes)."""
+        self.stream = FakeStream(data, break_after=break_after)
+        return self.stream
+
+    def add(self, **fields):
+        image = dict(id='00000000-0000-0000-0000-%012d' % next(_ids), status='queued', owner=PROJECT,
+                     visibility='shared', protected=False, os_hidden=False, tags=[], min_ram=0, min_disk=0,
+                     created_at='2025-01-01T00:00:%02dZ' % len(self.images), updated_at='u0',
+                     disk_format='raw', container_format='bare', os_hash_algo=None, os_hash_value=None,
+                     size=None)
+        image.update(fields)
+        self.images[image['id']] = image
+        return image
+
+    def uploads(self):
+        return [call for call in self.calls if call[0] == 'PUT']
+
+    # -- the GlanceAPI surface ---------------------------------------------------
+    def get_image_schema(self):
+        return self.request('GET', '/schemas/image', 'Reading the image schema of Glance').json()
+
+    def list_stores(self, what):
+        return sorted(store['id'] for store in self.request('GET', '/info/stores', what).json()['stores'])
+
+    def get_image(self, image_id, what=None):
+        return self.request('GET', '/images/%s' % image_id, what).json()
+
+    def list_images(self, what, **filters):
+        # Like Glance: hidden images only with os_hidden=true, and then only they.
+        hidden = filters.pop('os_hidden', 'false') == 'true'
+        return [dict(image) for image in self.images.values()
+                if image.get('os_hidden', False) == hidden
+                and all(image.get(key) == value for key, value in filters.items())]
+
+    def find_image(self, name_or_id, **filters):
+        self.lookups += 1
+        if name_or_id in self.images:
+            return dict(self.images[name_or_id])
+        matches = (self.list_images('', name=name_or_id, **filters)
+                   or self.list_images('', name=name_or_id, os_hidden='true', **filters))
+        if len(matches) != 1:
+            raise errors.NotFoundError('No image with name or id %r (%d found)' % (name_or_id, len(matches)))
+        return matches[0]
+
+    def create_image(self, body, what):
+        return self.request('POST', '/images', what, json=body).json()
+
+    def update_image(self, image_id, operations, what):
+        return self.request('PATCH', '/images/%s' % image_id, what, json=operations).json()
+
+    def delete_image(self, image_id, what):
+        try:
+            self.request('DELETE', '/images/%s' % image_id, what)
+        except errors.NotFoundError:
+            pass  # gone already is fine
+
+    def open_image_data(self, image, what):
+        self.downloads += 1
+        return self.stream
+
+    def upload_data(self, image_id, body, what, stage=False, store=None):
+        self.request('PUT', '/images/%s/%s' % (image_id, 'stage' if stage else 'file'), what, data=body,
+                     store=store)
+
+    def import_image(self, image_id, body, what):
+        self.request('POST', '/images/%s/import' % image_id, what, json=body)
+
+    # -- Glance's REST API, in memory ---------------------------------------------
+    @staticmethod
+    def refuse(body, read_only, validate=True):
+        """Glance's checks of a create body or of a patched attribute: 403
+        for what it sets itself or reserves, 400 for a schema violation."""
+        for key in body:
+            if key in read_only or key in GLANCE_RESERVED or key.startswith('os_glance'):
+                raise errors.NotAuthorizedError("Attribute '%s' is read-only." % key, status_code=403)
+        try:
+            if validate:
+                jsonschema.validate(body, GLANCE_SCHEMA)
+        except jsonschema.ValidationError as exc:
+            raise errors.BadRequestError('Provided object does not match schema: %s' % exc.message, status_code=400)
+
+    def request(self, method, path, what, json=None, data=None, store=None):  # pylint: disable=redefined-outer-name
+        self.calls.append((method, path))
+        parts = path.strip('/').split('/')
+        if path == '/schemas/image':
+            return FakeResponse(GLANCE_SCHEMA)
+        if path == '/info/stores':
+            return FakeResponse({'stores': [{'id': 'fast'}, {'id': 'slow'}]})
+        if method == 'POST' and path == '/images':
+            self.refuse(json, GLANCE_DISALLOWED)
+            return FakeResponse(dict(self.add(**json)))
+        image = self.images.get(parts[1])
+        if image is None:
+            raise errors.NotFoundError('no image %s' % parts[1], status_code=404)
+        if method == 'GET':
+            return FakeResponse(dict(image))
+        if method == 'DELETE':
+            if image['protected']:
+                raise errors.NotAuthorizedError('protected', status_code=403)
+            del self.images[image['id']]
+            return FakeResponse()
+        if method == 'PATCH':
+            for op in json:
+                self.refuse({op['path'][1:]: op.get('value')}, GLANCE_READ_ONLY, validate=op['op'] != 'remove')
+            for op in json:
+                # JSON patch as Glance applies it, written here rather than
+                # borrowed from the code under test.
+                if op['op'] == 'remove':
+                    image.pop(op['path'][1:])
+                else:
+                    image[op['path'][1:]] = op['value']
+            image['updated_at'] = 'u%d' % len(self.calls)
+            return FakeResponse(dict(image))
+        if method == 'PUT' and parts[2] in ('file', 'stage'):
+            if self.fail_upload is not None:
+                raise self.fail_upload  # pylint: disable=raising-bad-type
+            assert len(data) == data.size
+            payload = b''.join(data)
+            if parts[2] == 'stage':
+                image.update(status='uploading')
+                self.data[image['id']] = payload
+                return FakeResponse()
+            self.store(image, payload, store or 'fast')
+            return FakeResponse()
+        if method == 'POST' and parts[2] == 'import':
+            if json['method']['name'] == 'glance-direct':
+                self.store(image, self.data[image['id']], ','.join(json.get('stores') or ['fast']))
+            elif json['method']['name'] == 'copy-image':
+                image['stores'] = ','.join(sorted(set(image['stores'].split(',')) | set(json['stores'])))
+            return FakeResponse()
+        raise AssertionError('unexpected %s %s' % (method, path))
+
+    def store(self, image, payload, stores):
+        """Glance storing data: active, with its size and sha512."""
+        image.update(status='active', size=len(payload), os_hash_algo='sha512',
+                     os_hash_value=hashlib.sha512(payload).hexdigest(), stores=stores,
+                     updated_at='u%d' % len(self.calls))
+        self.data[image['id']] = payload
+
+
+@pytest.fixture
+def fake_glance(monkeypatch):
+    """The fake Glance, installed as the cloud every module run gets."""
+    fake = FakeGlance()
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    return fake

@@ -118,3 +118,22 @@ def test_zero_and_the_defaults_pass_and_a_zero_api_timeout_does_not(capsys):
     assert ran == [] and 'api_timeout is 0 but must be 1 or more' in result['msg']
     result, ran = run_with({}, {}, capsys, cloud=False)
     assert ran == [True]
+
+
+@pytest.mark.parametrize('diff', [True, False])
+def test_the_module_tells_diff_mode_and_carries_warnings(capsys, diff):
+    seen = []
+
+    def job(module, api):
+        seen.append(module.diff_mode)
+        module.warn('the image is old')
+        return {'changed': False}
+
+    with patch_module_args({'_ansible_diff': diff}):
+        module = _module.GlanceModule({}, cloud=False)
+        with pytest.raises(SystemExit):
+            module.run(job)
+    result = json.loads(capsys.readouterr().out)
+    assert seen == [diff]
+    # A plain string up to ansible-core 2.18, a structured warning from 2.19 on.
+    assert len(result['warnings']) == 1 and 'the image is old' in json.dumps(result['warnings'][0])

@@ -107,10 +107,13 @@ def test_unsigned_image_passes_when_no_signature_is_required(qcow2):
 def test_barbican_certificates_are_fetched_through_the_api():
     fetched = []
 
-    class Api(object):
+    class Barbican(object):
         def get_secret_payload(self, uuid, what):
             fetched.append((uuid, what))
             raise errors.NotFoundError('%s: gone' % what)
+
+    class Api(object):
+        barbican = Barbican()
 
     with pytest.raises(errors.NotFoundError, match='Fetching certificate %s from Barbican: gone' % CERT_UUID):
         _verify.certificate_store(Api()).get(CERT_UUID)

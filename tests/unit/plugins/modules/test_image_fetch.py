@@ -5,7 +5,7 @@
 # https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
-"""image_fetch with the Glance API faked at its boundary (GlanceAPI): what
+"""image_fetch with the Glance API faked at its boundary (conftest's fake_glance): what
 ends up on disk, what is reported, and what is left behind on failure."""
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ import shutil
 import subprocess
 
 import pytest
-import requests
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.osimage.glance.plugins.module_utils import _cloud
-from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _format
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer
 from ansible_collections.osimage.glance.plugins.module_utils import _volume
@@ -39,44 +36,11 @@ IMAGE = {
 }
 
 
-class FakeStream(object):
-    def __init__(self, data, break_after=None):
-        self.data = data
-        self.break_after = break_after
-        self.closed = False
-
-    def iter_content(self, chunk_size):
-        for offset in range(0, len(self.data), chunk_size):
-            if self.break_after is not None and offset >= self.break_after:
-                raise requests.exceptions.ChunkedEncodingError('Connection broken: reset by peer')
-            yield self.data[offset:offset + chunk_size]
-
-    def close(self):
-        self.closed = True
-
-
-class FakeGlance(object):
-    endpoint = 'http://glance.test:9292'
-
-    def __init__(self, image, stream):
-        self.image = image
-        self.stream = stream
-        self.downloads = 0
-
-    def find_image(self, name_or_id):
-        assert name_or_id in (self.image['id'], self.image['name'])
-        return dict(self.image)
-
-    def open_image_data(self, image, what):
-        self.downloads += 1
-        return self.stream
-
-
 @pytest.fixture
-def glance(monkeypatch):
-    fake = FakeGlance(IMAGE, FakeStream(DATA))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
-    return fake
+def glance(fake_glance):
+    fake_glance.image = dict(IMAGE)
+    fake_glance.serve(DATA)
+    return fake_glance
 
 
 def run_module(args, capsys):
@@ -130,7 +94,7 @@ def test_up_to_date_dest_is_not_downloaded_again(glance, tmp_path, capsys):
 
 
 def test_hash_mismatch_fails_and_keeps_the_old_dest(glance, tmp_path, capsys):
-    glance.stream = FakeStream(DATA[:-1] + b'\0')
+    glance.serve(DATA[:-1] + b'\0')
     dest = tmp_path / 'cirros.raw'
     dest.write_bytes(b'old content')
     result = run_module({'image': 'cirros', 'dest': str(dest)}, capsys)
@@ -141,14 +105,14 @@ def test_hash_mismatch_fails_and_keeps_the_old_dest(glance, tmp_path, capsys):
 
 
 def test_short_download_is_reported_with_both_sizes(glance, tmp_path, capsys):
-    glance.stream = FakeStream(DATA[:1000])
+    glance.serve(DATA[:1000])
     result = run_module({'image': 'cirros', 'dest': str(tmp_path / 'x')}, capsys)
     assert 'received 1000 bytes but Glance says the image has %d' % len(DATA) in result['msg']
     assert os.listdir(tmp_path) == []
 
 
 def test_connection_lost_mid_stream_leaves_nothing(glance, tmp_path, capsys):
-    glance.stream = FakeStream(DATA, break_after=4 * 1024 * 1024)
+    glance.serve(DATA, break_after=4 * 1024 * 1024)
     result = run_module({'image': 'cirros', 'dest': str(tmp_path / 'x')}, capsys)
     assert result['failed'] is True
     assert 'broke off after 4194304 bytes' in result['msg']
@@ -189,17 +153,6 @@ needs_qemu_img = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='ne
 CERT_UUID = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
 
 
-class FakeGlanceWithBarbican(FakeGlance):
-    def __init__(self, image, stream):
-        super().__init__(image, stream)
-        self.secrets = {}
-
-    def get_secret_payload(self, secret_id, what):
-        if secret_id not in self.secrets:
-            raise errors.NotFoundError('%s: Barbican found no such resource (HTTP 404)' % what)
-        return self.secrets[secret_id]
-
-
 def qcow2_bytes(tmp_path, size='32M', backing=None):
     path = tmp_path / 'made.qcow2'
     args = ['qemu-img', 'create', '-q', '-f', 'qcow2']
@@ -227,14 +180,14 @@ def workdir(tmp_path):
 
 
 @pytest.fixture
-def signed(monkeypatch, tmp_path, rsa_signer):
+def signed(fake_glance, tmp_path, rsa_signer):
     """A signed qcow2 image in a Glance whose Barbican holds the signer's
     certificate."""
     data = qcow2_bytes(tmp_path)
-    fake = FakeGlanceWithBarbican(image_of(data, **rsa_signer.properties(data, CERT_UUID)), FakeStream(data))
+    fake = fake_glance
+    fake.image = image_of(data, **rsa_signer.properties(data, CERT_UUID))
+    fake.serve(data)
     fake.secrets[CERT_UUID] = rsa_signer.pem
-    fake.data = data
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
     return fake
 
 
@@ -269,7 +222,7 @@ def test_signed_image_is_verified_in_the_download_pass_and_reported(signed, work
     result = run_module({'image': 'cirros', 'dest': str(dest), 'trusted_certificates': [ca],
                          'allowed_formats': ['qcow2'], 'max_virtual_size': 32 * 1024 * 1024}, capsys)
     assert result['rc'] == 0, result['msg']
-    assert dest.read_bytes() == signed.data and os.listdir(workdir) == ['signed.qcow2']
+    assert dest.read_bytes() == signed.stream.data and os.listdir(workdir) == ['signed.qcow2']
     assert signed.downloads == 1
     # One pass: count, sha512, the signature's sha256, the inspector and the writer, each a thread.
     assert pumps == [5]
@@ -292,7 +245,7 @@ def test_signed_image_is_verified_in_the_download_pass_and_reported(signed, work
 @needs_qemu_img
 def test_up_to_date_signed_dest_is_verified_in_the_hashing_read(signed, workdir, capsys, monkeypatch, qemu_calls):
     dest = workdir / 'signed.qcow2'
-    dest.write_bytes(signed.data)
+    dest.write_bytes(signed.stream.data)
     monkeypatch.setattr(_transfer, 'hash_file', pytest.fail)
     for check_mode in (True, False):
         result = run_module({'image': 'cirros', 'dest': str(dest), '_ansible_check_mode': check_mode}, capsys)
@@ -320,18 +273,18 @@ def test_signature_over_other_bytes_keeps_the_old_dest_and_no_temp(signed, workd
 def test_up_to_date_dest_that_fails_verification_is_left_and_named(signed, workdir, rsa_signer, capsys):
     signed.image.update(rsa_signer.properties(b'other bytes', CERT_UUID))
     dest = workdir / 'signed.qcow2'
-    dest.write_bytes(signed.data)
+    dest.write_bytes(signed.stream.data)
     result = run_module({'image': 'cirros', 'dest': str(dest)}, capsys)
     assert result['failed'] is True and signed.downloads == 0
     assert result['msg'].startswith('dest %s holds the data of image %s, but it fails verification: signature check'
                                     % (dest, IMAGE['id']))
-    assert dest.read_bytes() == signed.data
+    assert dest.read_bytes() == signed.stream.data
 
 
 @needs_qemu_img
 def test_untrusted_signer_is_refused_before_downloading(signed, workdir, pki, tmp_path, capsys):
     rogue = pki.signer('ecc384', self_signed=True, name='rogue')
-    signed.image.update(rogue.properties(signed.data, CERT_UUID))
+    signed.image.update(rogue.properties(signed.stream.data, CERT_UUID))
     signed.secrets[CERT_UUID] = rogue.pem
     ca = write_pem(tmp_path / 'ca.pem', pki.ca)
     for check_mode in (True, False):
@@ -380,11 +333,11 @@ def test_check_mode_predicting_a_download_reports_nothing_verified(signed, workd
 
 
 @needs_qemu_img
-def test_backing_file_is_refused_by_the_inspector_before_qemu_img(monkeypatch, tmp_path, workdir, capsys,
-                                                                  qemu_calls):
+def test_backing_file_is_refused_by_the_inspector_before_qemu_img(fake_glance, tmp_path, workdir, capsys, qemu_calls):
     data = qcow2_bytes(tmp_path, backing='/etc/hostname')
-    fake = FakeGlance(image_of(data), FakeStream(data))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    fake = fake_glance
+    fake.image = image_of(data)
+    fake.serve(data)
     dest = workdir / 'backed.qcow2'
     dest.write_bytes(b'old content')
     result = run_module({'image': 'cirros', 'dest': str(dest)}, capsys)
@@ -484,10 +437,11 @@ def test_file_attributes_and_skipped_format_check_are_refused_for_a_device(glanc
 
 @needs_qemu_img
 def test_qcow2_content_declared_raw_is_refused_before_the_first_byte_reaches_the_device(
-        monkeypatch, tmp_path, device, capsys):
+        fake_glance, tmp_path, device, capsys):
     data = qcow2_bytes(tmp_path)
-    fake = FakeGlance(image_of(data, disk_format='raw'), FakeStream(data))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    fake = fake_glance
+    fake.image = image_of(data, disk_format='raw')
+    fake.serve(data)
     result = run_module({'image': 'cirros', 'dest': str(device)}, capsys)
     assert result['failed'] is True
     assert 'disk_format is declared as raw but the content is qcow2' in result['msg']
@@ -496,7 +450,7 @@ def test_qcow2_content_declared_raw_is_refused_before_the_first_byte_reaches_the
 
 
 def test_tampered_data_on_a_device_is_zeroed_and_said_so(glance, device, capsys):
-    glance.stream = FakeStream(DATA[:-1] + b'\0')
+    glance.serve(DATA[:-1] + b'\0')
     result = run_module({'image': 'cirros', 'dest': str(device)}, capsys)
     assert result['failed'] is True
     assert 'the data does not match the image: sha512 expected %s' % IMAGE['os_hash_value'] in result['msg']
@@ -509,7 +463,7 @@ def test_tampered_data_on_a_device_is_zeroed_and_said_so(glance, device, capsys)
 
 
 def test_connection_lost_while_writing_a_device_zeroes_what_was_written(glance, device, capsys):
-    glance.stream = FakeStream(DATA, break_after=4 * 1024 * 1024)
+    glance.serve(DATA, break_after=4 * 1024 * 1024)
     result = run_module({'image': 'cirros', 'dest': str(device)}, capsys)
     assert 'broke off after 4194304 bytes' in result['msg'] and 'were zeroed' in result['msg']
     assert device.read_bytes()[:4 * 1024 * 1024] == bytes(4 * 1024 * 1024)
@@ -524,10 +478,11 @@ def gzip_image(data, **extra):
 
 
 @pytest.fixture
-def gzipped(monkeypatch):
+def gzipped(fake_glance):
     image, packed = gzip_image(DATA)
-    fake = FakeGlance(image, FakeStream(packed))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    fake = fake_glance
+    fake.image = image
+    fake.serve(packed)
     return fake
 
 
@@ -575,10 +530,11 @@ def test_gzip_image_decompressed_onto_a_device(gzipped, device, capsys):
         assert run_module(dict(args, _ansible_check_mode=check_mode), capsys)['changed'] is False
 
 
-def test_decompressed_image_larger_than_the_device_is_zeroed(monkeypatch, device, capsys):
+def test_decompressed_image_larger_than_the_device_is_zeroed(fake_glance, device, capsys):
     image, packed = gzip_image(bytes(DEVICE_SIZE + 4096))
-    fake = FakeGlance(image, FakeStream(packed))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    fake = fake_glance
+    fake.image = image
+    fake.serve(packed)
     check = run_module({'image': 'cirros', 'dest': str(device), 'decompress': True, '_ansible_check_mode': True},
                        capsys)
     assert 'the decompressed image has %d bytes but block device' % (DEVICE_SIZE + 4096) in check['msg']
@@ -604,12 +560,13 @@ def test_decompress_on_an_uncompressed_image_fetches_it_as_it_is(glance, workdir
     assert (workdir / 'x').read_bytes() == DATA
 
 
-def test_compressed_image_that_is_not_gzip_is_named(monkeypatch, workdir, capsys):
+def test_compressed_image_that_is_not_gzip_is_named(fake_glance, workdir, capsys):
     packed = b'\x28\xb5\x2f\xfd' + os.urandom(1000)
     image = dict(IMAGE, container_format='compressed', size=len(packed),
                  os_hash_value=hashlib.sha512(packed).hexdigest(), checksum=hashlib.md5(packed).hexdigest())
-    fake = FakeGlance(image, FakeStream(packed))
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+    fake = fake_glance
+    fake.image = image
+    fake.serve(packed)
     result = run_module({'image': 'cirros', 'dest': str(workdir / 'x'), 'decompress': True}, capsys)
     assert 'but its data is zstd data, not gzip; only gzip can be decompressed' in result['msg']
     assert os.listdir(workdir) == []
@@ -618,7 +575,7 @@ def test_compressed_image_that_is_not_gzip_is_named(monkeypatch, workdir, capsys
 def test_tampered_gzip_image_fails_on_its_hash_first(gzipped, workdir, capsys):
     packed = bytearray(gzipped.stream.data)
     packed[2000:6096] = bytes(4096)
-    gzipped.stream = FakeStream(bytes(packed))
+    gzipped.serve(bytes(packed))
     dest = workdir / 'image.raw'
     dest.write_bytes(b'old')
     result = run_module({'image': 'cirros', 'dest': str(dest), 'decompress': True}, capsys)

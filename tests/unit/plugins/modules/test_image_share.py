@@ -23,7 +23,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.modules import image_share
 
@@ -246,7 +246,7 @@ def cloud(monkeypatch):
         connections.append(params)
         return cls(FakeConnection(fake, params['cloud']), retries=params.get('api_retries', 3))
 
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(from_params))
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(from_params))
     fake.connections = connections
     return fake
 
@@ -327,14 +327,14 @@ def test_member_cloud_of_another_project_is_refused_before_any_change(cloud, cap
 
 def test_a_member_cloud_that_cannot_connect_is_named_as_the_members(cloud, capsys, monkeypatch):
     cloud.add_image('golden')
-    fake_from_params = _cloud.GlanceAPI.from_params
+    fake_from_params = _glance.GlanceAPI.from_params
 
     def from_params(params):
         if params['cloud'] == 'no-such-cloud':
             raise errors.CloudConfigError('Cannot configure the cloud connection: Cloud no-such-cloud was not found.')
         return fake_from_params(params)
 
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', from_params)
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', from_params)
     result = run_module({'image': 'golden', 'members': [{'project': 'alt', 'cloud': 'no-such-cloud'}]}, capsys)
     assert result['msg'] == ("The cloud of member 'alt': Cannot configure the cloud connection: Cloud no-such-cloud "
                              'was not found.')

@@ -5,177 +5,30 @@
 # https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
-"""image_upload with Glance faked at its boundary (GlanceAPI): an in-memory
-Glance that stores what is PUT and hashes it as Glance does."""
+"""image_upload with Glance faked at its boundary (GlanceAPI): the in-memory
+Glance of conftest, which stores what is PUT and hashes it as Glance does."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import json
 import os
 import subprocess
 import time
 
-import jsonschema
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.osimage.glance.plugins.module_utils import _cloud
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _upload as upload
 from ansible_collections.osimage.glance.plugins.modules import image_upload
 
-# A copy of GET /v2/schemas/image of the local cloud's Glance (33.0.0).
-with open(os.path.join(os.path.dirname(__file__), '..', 'fixtures', 'glance_image_schema.json')) as _fileobj:
-    SCHEMA = json.load(_fileobj)
-# What Glance's image API refuses before its schema validation
-# (glance.api.v2.images.RequestDeserializer).
-DISALLOWED = ('direct_url', 'self', 'file', 'schema', 'stores')
-READ_ONLY = ('created_at', 'updated_at', 'status', 'checksum', 'size', 'virtual_size', 'direct_url', 'self',
-             'file', 'schema', 'id', 'os_hash_algo', 'os_hash_value')
-RESERVED = ('location', 'deleted', 'deleted_at')
-PROJECT = 'p' * 32
-_ids = itertools.count(1)
-
-
-class Response(object):
-    def __init__(self, body=None):
-        self.body = body
-
-    def json(self):
-        return self.body
-
-
-class FakeConn(object):
-    current_project_id = PROJECT
-
-
-class FakeGlance(object):
-    endpoint = 'http://glance.test:9292'
-    auth_url = 'http://keystone.test/v3'
-
-    def __init__(self):
-        self.conn = FakeConn()
-        self.images = {}
-        self.data = {}
-        self.calls = []
-        self.fail_upload = None
-        self.secrets = {}
-
-    # the GlanceAPI surface image_upload uses
-    def get_json(self, path, what, **kwargs):
-        return self.request('GET', path, what).json()
-
-    def get_image_schema(self):
-        return self.get_json('/schemas/image', 'Reading the image schema of Glance')
-
-    def get_image(self, image_id, what=None):
-        return self.get_json('/images/%s' % image_id, what or 'Reading image %s' % image_id)
-
-    @staticmethod
-    def refuse(body, read_only, validate=True):
-        """Glance's checks of a create body or of a patched attribute: 403
-        for what it sets itself or reserves, 400 for a schema violation."""
-        for key in body:
-            if key in read_only or key in RESERVED or key.startswith('os_glance'):
-                raise errors.NotAuthorizedError("Attribute '%s' is read-only." % key, status_code=403)
-        try:
-            if validate:
-                jsonschema.validate(body, SCHEMA)
-        except jsonschema.ValidationError as exc:
-            raise errors.BadRequestError('Provided object does not match schema: %s' % exc.message, status_code=400)
-
-    def list_images(self, what, **filters):
-        # Like Glance: hidden images only with os_hidden=true, and then only they.
-        hidden = filters.pop('os_hidden', 'false') == 'true'
-        return [dict(image) for image in self.images.values()
-                if image.get('os_hidden', False) == hidden
-                and all(image.get(key) == value for key, value in filters.items())]
-
-    def add(self, **fields):
-        image = dict(id='00000000-0000-0000-0000-%012d' % next(_ids), status='queued', owner=PROJECT,
-                     visibility='shared', protected=False, os_hidden=False, tags=[], min_ram=0, min_disk=0,
-                     created_at='2025-01-01T00:00:%02dZ' % len(self.images), updated_at='u0',
-                     disk_format='raw', container_format='bare', os_hash_algo=None, os_hash_value=None,
-                     size=None)
-        image.update(fields)
-        self.images[image['id']] = image
-        return image
-
-    def store_certificate(self, name, pem, check_mode=False):
-        if name in self.secrets:
-            return False, self.secrets[name]
-        self.secrets[name] = 'c' * 8 + '-0000-0000-0000-' + '0' * 12
-        return True, self.secrets[name]
-
-    def request(self, method, path, what, ok=(200, 201, 204), json=None, data=None, headers=None, **kwargs):
-        self.calls.append((method, path))
-        parts = path.strip('/').split('/')
-        if path == '/schemas/image':
-            return Response(SCHEMA)
-        if path == '/info/stores':
-            return Response({'stores': [{'id': 'fast'}, {'id': 'slow'}]})
-        if method == 'POST' and path == '/images':
-            self.refuse(json, DISALLOWED)
-            fields = dict(json)
-            return Response(dict(self.add(**fields)))
-        image = self.images.get(parts[1])
-        if image is None:
-            raise errors.NotFoundError('no image %s' % parts[1], status_code=404)
-        if method == 'GET':
-            return Response(dict(image))
-        if method == 'DELETE':
-            if image['protected']:
-                raise errors.NotAuthorizedError('protected', status_code=403)
-            del self.images[image['id']]
-            return Response()
-        if method == 'PATCH':
-            assert headers['Content-Type'] == upload.PATCH_CONTENT_TYPE
-            for op in json:
-                self.refuse({op['path'][1:]: op.get('value')}, READ_ONLY, validate=op['op'] != 'remove')
-            image.update(upload.apply_patch(image, json))
-            for op in json:
-                if op['op'] == 'remove':
-                    image.pop(op['path'][1:])
-            image['updated_at'] = 'u%d' % len(self.calls)
-            return Response(dict(image))
-        if method == 'PUT' and parts[2] in ('file', 'stage'):
-            if self.fail_upload is not None:
-                raise self.fail_upload  # pylint: disable=raising-bad-type
-            assert len(data) == data.size
-            payload = b''.join(data)
-            if parts[2] == 'stage':
-                image.update(status='uploading')
-                self.data[image['id']] = payload
-                return Response()
-            self._store(image, payload, (headers or {}).get('X-Image-Meta-Store', 'fast'))
-            return Response()
-        if method == 'POST' and parts[2] == 'import':
-            body = json
-            if body['method']['name'] == 'glance-direct':
-                self._store(image, self.data[image['id']], ','.join(body.get('stores') or ['fast']))
-            elif body['method']['name'] == 'copy-image':
-                image['stores'] = ','.join(sorted(set(image['stores'].split(',')) | set(body['stores'])))
-            return Response()
-        raise AssertionError('unexpected %s %s' % (method, path))
-
-    def _store(self, image, payload, stores):
-        image.update(status='active', size=len(payload), os_hash_algo='sha512',
-                     os_hash_value=hashlib.sha512(payload).hexdigest(), stores=stores,
-                     updated_at='u%d' % len(self.calls))
-        self.data[image['id']] = payload
-
-    def uploads(self):
-        return [call for call in self.calls if call[0] == 'PUT']
-
 
 @pytest.fixture
-def glance(monkeypatch, tmp_path):
-    fake = FakeGlance()
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
+def glance(fake_glance, monkeypatch, tmp_path):
+    fake = fake_glance
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
     monkeypatch.setattr(image_upload.time, 'sleep', lambda seconds: None)
     return fake
@@ -368,7 +221,7 @@ def test_live_upload_of_another_run_is_waited_for_then_converged_on(glance, cloc
             return
         other.update(claim_of('other.7', clocks.now))
         if clocks.mono > 120:
-            glance._store(other, data, 'fast')
+            glance.store(other, data, 'fast')
             other.pop(upload.CLAIM_PROPERTY)
 
     clocks.on_sleep.append(other_run)
@@ -487,7 +340,7 @@ def test_concurrent_create_elsewhere_leaves_one_image(glance, tmp_path, capsys, 
     def racing(method, path_, *args, **kwargs):
         if method == 'POST' and path_ == '/images' and 'rival' not in state:
             rival = glance.add(name='golden', created_at='2000-01-01T00:00:00Z')
-            glance._store(rival, data, 'fast')
+            glance.store(rival, data, 'fast')
             state['rival'] = rival['id']
         return original(method, path_, *args, **kwargs)
 
@@ -578,7 +431,7 @@ def test_signed_upload_sets_the_signature_before_the_data(glance, tmp_path, caps
     image = result['image']
     assert image['img_signature_hash_method'] == 'SHA-384'
     assert image['img_signature_key_type'] == 'RSA-PSS'
-    assert image['img_signature_certificate_uuid'] == glance.secrets[list(glance.secrets)[0]]
+    assert image['img_signature_certificate_uuid'] == list(glance.barbican.secrets)[0]
     # What cursive does: PSS, MGF1 with the same hash, maximum salt length.
     key.public_key().verify(base64.b64decode(image['img_signature']), data,
                             padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=padding.PSS.MAX_LENGTH),
@@ -726,7 +579,7 @@ def test_a_given_disk_format_is_still_cross_checked(glance, tmp_path, capsys):
 
 def test_detected_format_this_glance_does_not_accept_is_refused(glance, tmp_path, capsys, monkeypatch):
     qcow2 = make_qcow2(tmp_path)
-    schema = json.loads(json.dumps(SCHEMA))
+    schema = json.loads(json.dumps(glance.get_image_schema()))
     schema['properties']['disk_format']['enum'] = [None, 'raw', 'aki', 'ari', 'ami']
     monkeypatch.setattr(glance, 'get_image_schema', lambda: schema)
     result = run_module({'name': 'golden', 'filename': qcow2}, capsys)

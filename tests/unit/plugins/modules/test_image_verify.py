@@ -6,7 +6,7 @@
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
 """image_verify on real files, keys and certificates, with Glance and
-Barbican faked at their boundary (GlanceAPI)."""
+Barbican faked at their boundary (GlanceAPI: the shared fake of conftest)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.osimage.glance.plugins.module_utils import _cloud
-from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
 from ansible_collections.osimage.glance.plugins.module_utils import _transfer
 from ansible_collections.osimage.glance.plugins.modules import image_verify
 
@@ -30,31 +29,9 @@ IMAGE_ID = '11111111-2222-3333-4444-555555555555'
 CERT_UUID = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
 
 
-class FakeGlance(object):
-    endpoint = 'http://glance.test:9292'
-
-    def __init__(self):
-        self.image = None
-        self.secrets = {}
-        self.lookups = 0
-
-    def find_image(self, name_or_id):
-        self.lookups += 1
-        assert name_or_id in (self.image['id'], self.image['name'])
-        return dict(self.image)
-
-    def get_secret_payload(self, secret_id, what):
-        if secret_id not in self.secrets:
-            raise errors.NotFoundError('%s: Barbican at http://barbican.test found no such resource (HTTP 404)'
-                                       % what)
-        return self.secrets[secret_id]
-
-
 @pytest.fixture
-def glance(monkeypatch):
-    fake = FakeGlance()
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(lambda cls, params: fake))
-    return fake
+def glance(fake_glance):
+    return fake_glance
 
 
 @pytest.fixture
@@ -116,8 +93,8 @@ def test_check_mode_verifies_the_same_way(glance, qcow2, capsys):
 
 def test_explicit_expectations_need_no_cloud(qcow2, capsys, monkeypatch):
     def no_cloud(cls, params):
-        return _cloud.GlanceAPI(connect=pytest.fail)
-    monkeypatch.setattr(_cloud.GlanceAPI, 'from_params', classmethod(no_cloud))
+        return _glance.GlanceAPI(connect=pytest.fail)
+    monkeypatch.setattr(_glance.GlanceAPI, 'from_params', classmethod(no_cloud))
     data = qcow2.read_bytes()
     result = run_module({'path': str(qcow2), 'hash_algo': 'sha256', 'hash_value': hashlib.sha256(data).hexdigest(),
                          'checksum': hashlib.md5(data).hexdigest(), 'disk_format': 'qcow2'}, capsys)

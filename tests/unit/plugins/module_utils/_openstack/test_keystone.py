@@ -17,7 +17,8 @@ import pytest
 
 from keystoneauth1 import exceptions as ka_exceptions
 
-from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import session as _session
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 
 GLANCE = 'http://glance.test:9292'
@@ -103,7 +104,7 @@ class FakeConnection(object):
 def make_api(*responses, **kwargs):
     conn = FakeConnection(responses, **kwargs)
     sleeps = []
-    return _cloud.GlanceAPI(conn, retries=2, backoff=0.5, sleep=sleeps.append), conn, sleeps
+    return glance.GlanceAPI(conn, retries=2, backoff=0.5, sleep=sleeps.append), conn, sleeps
 
 
 def urls(conn):
@@ -119,14 +120,14 @@ def urls(conn):
 ])
 def test_keystone_v3_root_comes_from_the_catalog(catalog, root):
     api = make_api(identity=catalog)[0]
-    assert api.identity_endpoint == root
+    assert api.keystone.identity_endpoint == root
 
 
 def test_keystone_down_is_retried_then_named_as_keystone():
     refused = ka_exceptions.ConnectFailure('Unable to establish connection to %s: refused' % KEYSTONE)
     api, conn, sleeps = make_api(refused, refused, refused)
     with pytest.raises(errors.ServiceUnavailableError) as info:
-        api.keystone_get_json('/auth/projects', 'Listing my projects')
+        api.keystone._get_json('/auth/projects', 'Listing my projects')  # pylint: disable=protected-access
     assert info.value.msg.startswith('Listing my projects: could not reach Keystone at %s after 3 attempt(s)'
                                      % KEYSTONE)
     assert sleeps == [0.5, 1.0]
@@ -136,7 +137,7 @@ def test_keystone_down_is_retried_then_named_as_keystone():
 def test_keystone_refusal_names_keystone_and_the_rule():
     api = make_api(forbidden('identity:list_projects'))[0]
     with pytest.raises(errors.NotAuthorizedError) as info:
-        api.keystone_get_json('/projects', 'Listing projects', params={'name': 'alt'})
+        api.keystone._get_json('/projects', 'Listing projects', params={'name': 'alt'})  # pylint: disable=protected-access
     assert info.value.msg.startswith('Listing projects: Keystone at %s refused' % KEYSTONE)
     assert 'identity:list_projects' in info.value.msg
 
@@ -144,21 +145,21 @@ def test_keystone_refusal_names_keystone_and_the_rule():
 # -- who the token is -------------------------------------------------------------------
 def test_whoami_reads_the_token():
     api = make_api()[0]
-    assert api.whoami() == dict(user_id='u-1', user_name='demo', project_id='d' * 32, project_name='demo',
+    assert api.keystone.whoami() == dict(user_id='u-1', user_name='demo', project_id='d' * 32, project_name='demo',
                                 project_domain_id='default', roles=['member', 'reader'])
 
 
 def test_whoami_retries_an_unreachable_keystone():
     refused = ka_exceptions.ConnectFailure('refused')
     api, _conn, sleeps = make_api(access_failures=[refused])
-    assert api.whoami()['project_name'] == 'demo'
+    assert api.keystone.whoami()['project_name'] == 'demo'
     assert sleeps == [0.5]
 
 
 # -- project lookup ------------------------------------------------------------------------
 def test_admin_finds_a_project_by_name():
     api, conn, _sleeps = make_api(FakeResponse(200, {'projects': [{'id': ALT, 'name': 'alt', 'domain_id': 'default'}]}))
-    assert api.find_project('alt') == dict(id=ALT, name='alt', verified=True)
+    assert api.keystone.find_project('alt') == dict(id=ALT, name='alt', verified=True)
     method, url, kwargs = conn.session.requests[0]
     assert (method, url, kwargs['params']) == ('GET', KEYSTONE + '/projects', {'name': 'alt'})
 
@@ -167,7 +168,7 @@ def test_a_name_two_domains_have_is_ambiguous():
     both = [{'id': 'b' * 32, 'name': 'alt', 'domain_id': 'other'}, {'id': ALT, 'name': 'alt', 'domain_id': 'default'}]
     api = make_api(FakeResponse(200, {'projects': both}))[0]
     with pytest.raises(errors.AmbiguousProjectError) as info:
-        api.find_project('alt')
+        api.keystone.find_project('alt')
     assert info.value.msg == ("2 projects are named 'alt': %s (domain default), %s (domain other). "
                               'Give the id of the one you mean.' % (ALT, 'b' * 32))
 
@@ -175,13 +176,13 @@ def test_a_name_two_domains_have_is_ambiguous():
 def test_an_unknown_name_is_not_found_when_keystone_could_list():
     api = make_api(FakeResponse(200, {'projects': []}))[0]
     with pytest.raises(errors.NotFoundError, match="has no project with name or id 'nobody'"):
-        api.find_project('nobody')
+        api.keystone.find_project('nobody')
 
 
 def test_without_list_rights_a_name_of_the_users_own_projects_resolves():
     own = {'projects': [{'id': 'd' * 32, 'name': 'demo'}, {'id': '0' * 32, 'name': 'ops'}]}
     api, conn, _sleeps = make_api(forbidden('identity:list_projects'), FakeResponse(200, own))
-    assert api.find_project('ops') == dict(id='0' * 32, name='ops', verified=True)
+    assert api.keystone.find_project('ops') == dict(id='0' * 32, name='ops', verified=True)
     assert urls(conn)[1] == ('GET', KEYSTONE + '/auth/projects')
 
 
@@ -189,7 +190,7 @@ def test_without_list_rights_another_projects_name_asks_for_the_id():
     own = {'projects': [{'id': 'd' * 32, 'name': 'demo'}]}
     api = make_api(forbidden('identity:list_projects'), FakeResponse(200, own))[0]
     with pytest.raises(errors.NotAuthorizedError) as info:
-        api.find_project('alt')
+        api.keystone.find_project('alt')
     assert info.value.msg.startswith("Cannot resolve the project name 'alt': Keystone at %s does not let user demo "
                                      'list other projects' % KEYSTONE)
     assert 'Give the project id instead' in info.value.msg
@@ -197,27 +198,27 @@ def test_without_list_rights_another_projects_name_asks_for_the_id():
 
 def test_an_id_keystone_shows_is_verified():
     api, conn, _sleeps = make_api(FakeResponse(200, {'project': {'id': ALT, 'name': 'alt'}}))
-    assert api.find_project(ALT) == dict(id=ALT, name='alt', verified=True)
+    assert api.keystone.find_project(ALT) == dict(id=ALT, name='alt', verified=True)
     assert urls(conn) == [('GET', KEYSTONE + '/projects/' + ALT)]
 
 
 def test_an_id_keystone_will_not_show_is_taken_unverified():
     api = make_api(forbidden('identity:get_project'), FakeResponse(200, {'projects': []}))[0]
-    assert api.find_project(ALT) == dict(id=ALT, name=None, verified=False)
+    assert api.keystone.find_project(ALT) == dict(id=ALT, name=None, verified=False)
 
 
 def test_a_name_that_looks_like_an_id_is_still_found_by_name():
     api = make_api(FakeResponse(404, {'error': {'message': 'Could not find project'}}),
                    FakeResponse(200, {'projects': [{'id': 'real-id', 'name': ALT}]}))[0]
-    assert api.find_project(ALT)['id'] == 'real-id'
+    assert api.keystone.find_project(ALT)['id'] == 'real-id'
 
 
 def test_own_projects_are_read_once_per_connection():
     api, conn, _sleeps = make_api(forbidden('identity:list_projects'),
                                   FakeResponse(200, {'projects': [{'id': 'o' * 32, 'name': 'ops'}]}),
                                   forbidden('identity:list_projects'))
-    api.find_project('ops')
-    api.find_project('ops')
+    api.keystone.find_project('ops')
+    api.keystone.find_project('ops')
     assert [url for _m, url in urls(conn)].count(KEYSTONE + '/auth/projects') == 1
 
 
@@ -263,13 +264,13 @@ def test_find_image_passes_filters_to_the_name_listing():
 def test_a_second_cloud_takes_only_the_transport_options():
     params = dict(cloud='demo', auth={'password': 'owner-secret'}, region_name='RegionTwo', interface='internal',
                   api_retries=5, api_timeout=30, validate_certs=False)
-    assert _cloud.other_cloud_params('alt', params) == dict(cloud='alt', interface='internal', api_retries=5)
+    assert _session.other_cloud_params('alt', params) == dict(cloud='alt', interface='internal', api_retries=5)
     member_dict = {'auth': {'username': 'alt'}}
-    assert _cloud.connection_kwargs(_cloud.other_cloud_params(member_dict, params)) == dict(
+    assert _session.connection_kwargs(_session.other_cloud_params(member_dict, params)) == dict(
         auth={'username': 'alt'}, interface='internal')
 
 
 def test_a_policy_refusal_is_asked_once_per_connection():
     api, conn, _sleeps = make_api(forbidden('identity:get_project'), FakeResponse(200, {'projects': []}))
-    assert [api.find_project(c * 32)['verified'] for c in 'abc'] == [False, False, False]
+    assert [api.keystone.find_project(c * 32)['verified'] for c in 'abc'] == [False, False, False]
     assert urls(conn) == [('GET', KEYSTONE + '/projects/' + 'a' * 32), ('GET', KEYSTONE + '/auth/projects')]

@@ -5,19 +5,20 @@
 # https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
-"""The cloud core against a fake openstacksdk connection (the boundary):
-option mapping, retries, and one clear error per failure."""
+"""Glance v2 calls against a fake openstacksdk connection (the boundary):
+retries through the session, one clear error per failure, pagination,
+look-ups by name or id."""
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from keystoneauth1 import exceptions as ka_exceptions
 
-from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import session as _session
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 
 ENDPOINT = 'http://glance.test:9292'
@@ -84,51 +85,20 @@ class FakeConnection(object):
 
 def make_api(conn, retries=3):
     sleeps = []
-    api = _cloud.GlanceAPI(conn, retries=retries, backoff=0.5, sleep=sleeps.append)
+    api = glance.GlanceAPI(conn, retries=retries, backoff=0.5, sleep=sleeps.append)
     return api, sleeps
-
-
-def test_named_cloud_maps_openstack_cloud_options_to_sdk_names():
-    params = dict(cloud='prod', auth=None, auth_type=None, region_name='RegionTwo', validate_certs=False,
-                  ca_cert='/ca.pem', client_cert=None, client_key=None, api_timeout=30, interface='internal')
-    assert _cloud.connection_kwargs(params) == dict(
-        cloud='prod', region_name='RegionTwo', verify=False, cacert='/ca.pem', api_timeout=30,
-        interface='internal')
-
-
-def test_cloud_dict_is_passed_through_with_the_interface():
-    params = dict(cloud={'auth': {'auth_url': AUTH_URL}}, interface='public')
-    assert _cloud.connection_kwargs(params) == {'auth': {'auth_url': AUTH_URL}, 'interface': 'public'}
-
-
-def test_cloud_dict_given_as_json_is_read_as_a_dict():
-    params = dict(cloud='{"auth": {"auth_url": "%s"}}' % AUTH_URL, interface='public')
-    assert _cloud.connection_kwargs(params) == {'auth': {'auth_url': AUTH_URL}, 'interface': 'public'}
-    with pytest.raises(errors.CloudConfigError, match='not valid JSON'):
-        _cloud.connection_kwargs(dict(cloud='{"auth": ', interface='public'))
-
-
-def test_cloud_dict_with_options_beside_it_names_them():
-    params = dict(cloud={'auth': {}}, region_name='r', api_timeout=3, interface='public')
-    with pytest.raises(errors.CloudConfigError, match='api_timeout, region_name must go inside that dict'):
-        _cloud.connection_kwargs(params)
-
-
-def test_cloud_of_another_type_is_refused():
-    with pytest.raises(errors.CloudConfigError, match='not list'):
-        _cloud.connection_kwargs(dict(cloud=['a']))
 
 
 def test_server_reason_reads_glance_html_pages():
     html = ('<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1>'
             'No image found with ID abc<br /><br /></body></html>')
     response = FakeResponse(404, text=html, reason='Not Found')
-    assert _cloud.server_reason(response) == '404 Not Found No image found with ID abc'
+    assert _session.server_reason(response) == '404 Not Found No image found with ID abc'
 
 
 def test_server_reason_reads_json_errors():
     response = FakeResponse(400, body={'badRequest': {'message': 'Invalid disk format', 'code': 400}})
-    assert _cloud.server_reason(response) == 'Invalid disk format'
+    assert _session.server_reason(response) == 'Invalid disk format'
 
 
 def test_connection_refused_is_retried_then_named():
@@ -136,7 +106,7 @@ def test_connection_refused_is_retried_then_named():
     conn = FakeConnection(responses=[refused] * 4)
     api, sleeps = make_api(conn, retries=3)
     with pytest.raises(errors.ServiceUnavailableError) as info:
-        api.get_json('/images', 'Listing images')
+        api.list_images('Listing images')
     assert len(conn.session.requests) == 4
     assert sleeps == [0.5, 1.0, 2.0]
     assert info.value.msg.startswith('Listing images: could not reach Glance at %s after 4 attempt(s)' % ENDPOINT)
@@ -148,7 +118,7 @@ def test_connection_refused_is_retried_then_named():
 def test_a_503_then_success_returns_the_success():
     conn = FakeConnection(responses=[FakeResponse(503, text='busy'), FakeResponse(200, body={'images': []})])
     api, sleeps = make_api(conn)
-    assert api.get_json('/images', 'Listing images') == {'images': []}
+    assert api.list_images('Listing images') == []
     assert sleeps == [0.5]
 
 
@@ -156,14 +126,14 @@ def test_a_500_on_a_read_is_retried():
     conn = FakeConnection(responses=[FakeResponse(500, text='database is locked'),
                                      FakeResponse(200, body={'images': []})])
     api, sleeps = make_api(conn)
-    assert api.get_json('/images', 'Listing images') == {'images': []}
+    assert api.list_images('Listing images') == []
     assert sleeps == [0.5]
 
 
 def test_a_500_on_a_put_without_data_is_retried():
     conn = FakeConnection(responses=[FakeResponse(500, text='database is locked'), FakeResponse(200, body={})])
     api, sleeps = make_api(conn)
-    api.request('PUT', '/images/x/members/y', 'Accepting', json={'status': 'accepted'})
+    api.set_member_status('x', 'y', 'accepted', 'Accepting')
     assert len(conn.session.requests) == 2
     assert sleeps == [0.5]
 
@@ -172,18 +142,19 @@ def test_a_500_on_a_delete_is_retried():
     """Concurrent runs against a busy database: deleting twice does nothing twice."""
     conn = FakeConnection(responses=[FakeResponse(500, text='database is locked'), FakeResponse(204)])
     api, sleeps = make_api(conn)
-    api.request('DELETE', '/images/x', 'Deleting image x', ok=(204, 404))
+    api.delete_image('x', 'Deleting image x')
     assert len(conn.session.requests) == 2
     assert sleeps == [0.5]
 
 
 def test_a_500_on_a_data_upload_or_post_is_not_retried():
     # The body may be a one-pass stream, and a POST may have happened.
-    for method, kwargs in (('PUT', {'data': iter([b'x'])}), ('POST', {'json': {}})):
+    for call in (lambda api: api.upload_data('x', iter([b'x']), 'Uploading'),
+                 lambda api: api.create_image({}, 'Creating')):
         conn = FakeConnection(responses=[FakeResponse(500, text='boom'), FakeResponse(200, body={})])
         api, sleeps = make_api(conn)
         with pytest.raises(errors.OsimageError, match='boom'):
-            api.request(method, '/images/x/file', 'Uploading', **kwargs)
+            call(api)
         assert len(conn.session.requests) == 1
         assert sleeps == []
 
@@ -193,7 +164,7 @@ def test_keystone_down_is_named_as_keystone():
     conn = FakeConnection(tokens=[down, down])
     api = make_api(conn, retries=1)[0]
     with pytest.raises(errors.ServiceUnavailableError, match='could not reach Keystone at %s after 2' % AUTH_URL):
-        api.get_json('/images', 'Listing images')
+        api.list_images('Listing images')
     assert conn.session.requests == []
 
 
@@ -201,7 +172,7 @@ def test_wrong_password_is_one_clear_message_without_the_password():
     conn = FakeConnection(tokens=[ka_exceptions.Unauthorized('The request you have made requires authentication.')])
     api, sleeps = make_api(conn)
     with pytest.raises(errors.AuthenticationError) as info:
-        api.get_json('/images', 'Listing images')
+        api.list_images('Listing images')
     assert 'rejected the credentials of user demo' in info.value.msg
     assert 'secret' not in info.value.msg
     assert sleeps == []
@@ -215,7 +186,7 @@ def test_http_errors_become_one_error_each_with_the_reason(status, cls):
     conn = FakeConnection(responses=[FakeResponse(status, body={'message': 'server says why'})])
     api, sleeps = make_api(conn)
     with pytest.raises(cls) as info:
-        api.get_json('/images/x', 'Reading image x')
+        api.get_image('x', 'Reading image x')
     assert 'server says why' in info.value.msg
     assert 'HTTP %d' % status in info.value.msg
     assert info.value.details['status_code'] == status
@@ -225,7 +196,7 @@ def test_http_errors_become_one_error_each_with_the_reason(status, cls):
 def test_missing_image_endpoint_is_a_config_error():
     api = make_api(FakeConnection(endpoint=None))[0]
     with pytest.raises(errors.CloudConfigError, match='no image \\(Glance\\) endpoint'):
-        api.get_json('/images', 'Listing images')
+        api.list_images('Listing images')
 
 
 def test_list_images_follows_pagination():
@@ -279,41 +250,3 @@ def test_find_image_finds_a_hidden_image_by_name():
 def test_v2_root_is_built_from_the_catalog_endpoint(catalog, root):
     api = make_api(FakeConnection(endpoint=catalog))[0]
     assert api.base_url == root
-
-
-@pytest.fixture
-def no_clouds_yaml(tmp_path, monkeypatch):
-    """No clouds.yaml anywhere openstacksdk looks, and no OS_* settings."""
-    for name in list(os.environ):
-        if name.startswith('OS_'):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv('HOME', str(tmp_path))
-    monkeypatch.setenv('XDG_CONFIG_HOME', str(tmp_path / 'config'))
-    monkeypatch.chdir(tmp_path)
-
-
-def _connect_error(params):
-    api = _cloud.GlanceAPI.from_params(dict(dict(cloud=None, auth=None, interface='public'), **params))
-    with pytest.raises(errors.CloudConfigError) as caught:
-        api.conn  # pylint: disable=pointless-statement
-    return caught.value.msg
-
-
-def test_no_cloud_at_all_says_what_to_set(no_clouds_yaml):
-    msg = _connect_error({})
-    assert 'Auth plugin requires' not in msg
-    assert 'the option cloud is not set, OS_CLOUD is not set' in msg
-    assert 'export OS_CLOUD' in msg and 'auth_url' in msg
-
-
-def test_auth_without_auth_url_names_the_option(no_clouds_yaml):
-    msg = _connect_error(dict(auth=dict(username='alice', password='s3cret-marker')))
-    assert msg.startswith('The option auth lacks auth_url.')
-    assert 's3cret-marker' not in msg
-
-
-def test_os_cloud_without_a_clouds_yaml_names_the_cloud(no_clouds_yaml, monkeypatch):
-    monkeypatch.setenv('OS_CLOUD', 'prod')
-    msg = _connect_error({})
-    assert "The cloud 'prod' (from OS_CLOUD) has no auth_url" in msg
-    assert 'clouds.yaml' in msg

@@ -5,34 +5,39 @@
 # https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
-"""The lazy connection and Barbican secrets over the same session, against
+"""The lazy connection, and Barbican secrets over the same session, against
 a fake openstacksdk connection (the boundary)."""
 
 from __future__ import annotations
 
-import sys
+import base64
 
 import pytest
 
 from keystoneauth1 import exceptions as ka_exceptions
 
-from ansible_collections.osimage.glance.plugins.module_utils import _cloud
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import session as _session
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils import _upload as upload
 
 BARBICAN = 'http://barbican.test:9311'
 SECRET = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
 
 
 class FakeResponse(object):
-    def __init__(self, status_code, content=b'', text=''):
+    def __init__(self, status_code, content=b'', text='', body=None):
         self.status_code = status_code
+        self.body = body
         self.content = content
         self.text = text
         self.reason = ''
         self.closed = False
 
     def json(self):
-        raise ValueError('no json')
+        if self.body is None:
+            raise ValueError('no json')
+        return self.body
 
     def close(self):
         self.closed = True
@@ -78,23 +83,23 @@ def test_connection_is_made_on_first_use_only():
         made.append(1)
         return FakeConnection([FakeResponse(200, b'pem'), FakeResponse(200, b'again')])
 
-    api = _cloud.GlanceAPI(connect=connect)
+    api = glance.GlanceAPI(connect=connect)
     assert made == []
-    assert api.get_secret_payload(SECRET, 'Fetching') == b'pem'
-    assert api.get_secret_payload(SECRET, 'Fetching') == b'again'
+    assert api.barbican.get_secret_payload(SECRET, 'Fetching') == b'pem'
+    assert api.barbican.get_secret_payload(SECRET, 'Fetching') == b'again'
     assert made == [1]
 
 
 def test_from_params_does_not_connect(monkeypatch):
-    monkeypatch.setattr(_cloud, 'connect_cloud', lambda **kwargs: pytest.fail('connected'))
-    api = _cloud.GlanceAPI.from_params({'cloud': 'demo', 'interface': 'public', 'api_retries': 2})
-    assert api.retries == 2
+    monkeypatch.setattr(_session, 'connect_cloud', lambda **kwargs: pytest.fail('connected'))
+    api = glance.GlanceAPI.from_params({'cloud': 'demo', 'interface': 'public', 'api_retries': 2})
+    assert api.session.retries == 2
 
 
 def test_missing_sdk_is_reported_on_first_use(monkeypatch):
-    monkeypatch.setattr(_cloud, 'HAS_SDK', False)
-    monkeypatch.setattr(_cloud, 'SDK_IMPORT_ERROR', 'Traceback: no openstack')
-    api = _cloud.GlanceAPI.from_params({'cloud': 'demo', 'interface': 'public'})
+    monkeypatch.setattr(_session, 'HAS_SDK', False)
+    monkeypatch.setattr(_session, 'SDK_IMPORT_ERROR', 'Traceback: no openstack')
+    api = glance.GlanceAPI.from_params({'cloud': 'demo', 'interface': 'public'})
     with pytest.raises(errors.MissingLibraryError) as failure:
         api.find_image('cirros')
     assert 'openstacksdk' in failure.value.msg
@@ -103,8 +108,8 @@ def test_missing_sdk_is_reported_on_first_use(monkeypatch):
 
 def test_secret_payload_is_fetched_as_bytes_from_the_catalog_endpoint():
     conn = FakeConnection([FakeResponse(200, b'-----BEGIN CERTIFICATE-----')])
-    api = _cloud.GlanceAPI(conn)
-    assert api.get_secret_payload(SECRET, 'Fetching certificate') == b'-----BEGIN CERTIFICATE-----'
+    api = glance.GlanceAPI(conn)
+    assert api.barbican.get_secret_payload(SECRET, 'Fetching certificate') == b'-----BEGIN CERTIFICATE-----'
     method, url, kwargs = conn.session.requests[0]
     assert (method, url) == ('GET', '%s/v1/secrets/%s/payload' % (BARBICAN, SECRET))
     assert kwargs['headers'] == {'Accept': 'application/octet-stream'}
@@ -112,14 +117,14 @@ def test_secret_payload_is_fetched_as_bytes_from_the_catalog_endpoint():
 
 def test_catalog_endpoint_with_version_is_not_doubled():
     conn = FakeConnection([FakeResponse(200, b'x')], catalog={'key-manager': BARBICAN + '/v1/'})
-    _cloud.GlanceAPI(conn).get_secret_payload(SECRET, 'Fetching')
+    glance.GlanceAPI(conn).barbican.get_secret_payload(SECRET, 'Fetching')
     assert conn.session.requests[0][1] == '%s/v1/secrets/%s/payload' % (BARBICAN, SECRET)
 
 
 def test_missing_secret_names_barbican_and_the_reason():
     conn = FakeConnection([FakeResponse(404, text='Not Found: Secret not found.')])
     with pytest.raises(errors.NotFoundError) as failure:
-        _cloud.GlanceAPI(conn).get_secret_payload(SECRET, 'Fetching certificate %s' % SECRET)
+        glance.GlanceAPI(conn).barbican.get_secret_payload(SECRET, 'Fetching certificate %s' % SECRET)
     assert failure.value.msg == ('Fetching certificate %s: Barbican at %s found no such resource (HTTP 404): '
                                  'Not Found: Secret not found.' % (SECRET, BARBICAN))
 
@@ -127,51 +132,53 @@ def test_missing_secret_names_barbican_and_the_reason():
 def test_barbican_down_is_retried_then_named():
     refused = ka_exceptions.ConnectFailure('Connection refused')
     conn = FakeConnection([refused, refused, FakeResponse(200, b'x')])
-    api = _cloud.GlanceAPI(conn, retries=2, sleep=lambda seconds: None)
-    assert api.get_secret_payload(SECRET, 'Fetching') == b'x'
+    api = glance.GlanceAPI(conn, retries=2, sleep=lambda seconds: None)
+    assert api.barbican.get_secret_payload(SECRET, 'Fetching') == b'x'
     conn = FakeConnection([refused] * 3)
-    api = _cloud.GlanceAPI(conn, retries=2, sleep=lambda seconds: None)
+    api = glance.GlanceAPI(conn, retries=2, sleep=lambda seconds: None)
     with pytest.raises(errors.ServiceUnavailableError, match='could not reach Barbican at %s after 3' % BARBICAN):
-        api.get_secret_payload(SECRET, 'Fetching')
+        api.barbican.get_secret_payload(SECRET, 'Fetching')
 
 
 def test_no_key_manager_in_the_catalog_is_a_config_error():
-    api = _cloud.GlanceAPI(FakeConnection(catalog={'image': 'http://glance.test:9292'}))
+    api = glance.GlanceAPI(FakeConnection(catalog={'image': 'http://glance.test:9292'}))
     with pytest.raises(errors.CloudConfigError, match='no key-manager \\(Barbican\\) endpoint'):
-        api.get_secret_payload(SECRET, 'Fetching')
+        api.barbican.get_secret_payload(SECRET, 'Fetching')
 
 
-def test_connecting_leaves_the_ansiballz_payload_off_sys_path(monkeypatch):
-    """stevedore keys its entry-point cache by sys.path: the payload's
-    per-run path must not be part of it while the auth plugin is loaded."""
-    payload = '/tmp/ansible_image_fetch_payload_x/ansible_image_fetch_payload.zip'
-    monkeypatch.setattr(sys, 'path', ['/usr/lib/python3', payload, '/venv/site-packages'])
-    monkeypatch.setattr(_cloud, '_own_archive', lambda: payload)
-    seen = []
-
-    class FakeRegion(object):
-        def get_session(self):
-            seen.append(list(sys.path))
-            return 'session'
-
-    class FakeConfigModule(object):
-        @staticmethod
-        def get_cloud_region(**kwargs):
-            seen.append(list(sys.path))
-            return FakeRegion()
-
-    monkeypatch.setattr(_cloud, 'sdk', lambda: {'config': FakeConfigModule})
-    conn = _cloud.connect_cloud(cloud='demo')
-    assert conn.session == 'session'
-    assert seen == [['/usr/lib/python3', '/venv/site-packages']] * 2
-    assert sys.path == ['/usr/lib/python3', payload, '/venv/site-packages']
+PEM = b'-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'
+OTHER = '1c4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
 
 
-def test_sys_path_is_restored_when_connecting_fails(monkeypatch):
-    payload = '/tmp/payload.zip'
-    monkeypatch.setattr(sys, 'path', [payload, '/venv/site-packages'])
-    with pytest.raises(RuntimeError):
-        with _cloud.payload_off_sys_path(payload):
-            assert payload not in sys.path
-            raise RuntimeError('refused')
-    assert sys.path == [payload, '/venv/site-packages']
+def listing(*uuids):
+    return FakeResponse(200, body={'secrets': [{'secret_ref': '%s/v1/secrets/%s' % (BARBICAN, uuid)} for uuid in uuids]})
+
+
+def test_a_certificate_with_the_same_name_and_payload_is_reused():
+    conn = FakeConnection([listing(OTHER, SECRET), FakeResponse(200, b'other pem'), FakeResponse(200, PEM)])
+    api = glance.GlanceAPI(conn)
+    assert upload.ensure_certificate(api.barbican, 'cert-1', PEM, check_mode=False) == (False, SECRET)
+    method, url, kwargs = conn.session.requests[0]
+    assert (method, url) == ('GET', '%s/v1/secrets' % BARBICAN)
+    assert kwargs['params'] == {'name': 'cert-1', 'secret_type': 'certificate', 'limit': 100}
+    assert [request[0] for request in conn.session.requests] == ['GET', 'GET', 'GET']
+
+
+def test_check_mode_predicts_a_new_certificate_and_creates_nothing():
+    conn = FakeConnection([listing(OTHER), FakeResponse(200, b'other pem')])
+    api = glance.GlanceAPI(conn)
+    assert upload.ensure_certificate(api.barbican, 'cert-1', PEM, check_mode=True) == (True, None)
+    assert [request[0] for request in conn.session.requests] == ['GET', 'GET']
+
+
+def test_a_new_certificate_is_stored_the_way_glance_reads_it():
+    created = FakeResponse(201, body={'secret_ref': '%s/v1/secrets/%s' % (BARBICAN, SECRET)})
+    conn = FakeConnection([listing(), created])
+    api = glance.GlanceAPI(conn)
+    assert upload.ensure_certificate(api.barbican, 'cert-1', PEM, check_mode=False) == (True, SECRET)
+    method, url, kwargs = conn.session.requests[1]
+    assert (method, url) == ('POST', '%s/v1/secrets' % BARBICAN)
+    assert kwargs['json'] == {'name': 'cert-1', 'secret_type': 'certificate',
+                              'payload': base64.b64encode(PEM).decode('ascii'),
+                              'payload_content_type': 'application/octet-stream',
+                              'payload_content_encoding': 'base64'}
