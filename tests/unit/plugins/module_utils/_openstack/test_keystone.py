@@ -146,7 +146,7 @@ def test_keystone_refusal_names_keystone_and_the_rule():
 def test_whoami_reads_the_token():
     api = make_api()[0]
     assert api.keystone.whoami() == dict(user_id='u-1', user_name='demo', project_id='d' * 32, project_name='demo',
-                                project_domain_id='default', roles=['member', 'reader'])
+                                         project_domain_id='default', roles=['member', 'reader'])
 
 
 def test_whoami_retries_an_unreachable_keystone():
