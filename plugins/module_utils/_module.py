@@ -20,7 +20,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.osimage.glance.plugins.module_utils import _cloud
-from ansible_collections.osimage.glance.plugins.module_utils import _process
+from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
 from ansible_collections.osimage.glance.plugins.module_utils._errors import InvalidOptionsError, OsimageError
 
 
@@ -162,7 +162,7 @@ class GlanceModule(object):
         self.ansible = _SecretsFirstModule(argument_spec=spec, **kwargs)
         self.params = self.ansible.params
         # Every child process starts through this module's run_command.
-        _process.bind(self.ansible)
+        qemu.bind(self.ansible)
 
     @property
     def check_mode(self):

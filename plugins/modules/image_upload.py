@@ -348,7 +348,7 @@ import socket
 import time
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 from ansible_collections.osimage.glance.plugins.module_utils import _upload as upload
 from ansible_collections.osimage.glance.plugins.module_utils import _signing as signing_lib
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
@@ -389,7 +389,7 @@ def _head(path, limit):
     left = limit
     with open(path, 'rb') as fileobj:
         while left > 0:
-            chunk = fileobj.read(min(transfer.CHUNK_SIZE, left))
+            chunk = fileobj.read(min(stream.CHUNK_SIZE, left))
             if not chunk:
                 return
             left -= len(chunk)
@@ -401,7 +401,7 @@ def detect_format(path, size, schema):
     verdict on its head, in Glance's name (a GPT disk is raw), which must be
     one this Glance accepts. ``inspect_format`` then cross-checks it as it
     does a declared one."""
-    from ansible_collections.osimage.glance.plugins.module_utils import _format as formats
+    from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect as formats
     inspection = formats.Inspection('filename %s' % path)
     for dummy in inspection.wrap(_head(path, min(size, INSPECT_BYTES))):
         pass
@@ -417,17 +417,17 @@ def detect_format(path, size, schema):
 
 def formats_name(detected):
     """The Glance disk_format of a format the inspector detected."""
-    from ansible_collections.osimage.glance.plugins.module_utils import _format as formats
+    from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect as formats
     return formats.effective_format(detected, None)
 
 
 def inspect_format(path, disk_format, size):
-    """The one call site of the format inspector (osimage.glance's _format):
+    """The one call site of the format inspector (osimage.glance's _disk.inspect):
     the declared disk_format must be what the content is, and the content must
     pass the format's safety checks. Looks at the head of the file."""
     # Imported here so that the rest of the module works where the format
     # inspector's library (oslo.utils) is missing until it is needed.
-    from ansible_collections.osimage.glance.plugins.module_utils import _format as formats
+    from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect as formats
     what = 'filename %s' % path
     inspection = formats.Inspection(what, declared=disk_format)
     limit = size if disk_format == 'vmdk' else min(size, INSPECT_BYTES)
@@ -454,7 +454,7 @@ class Uploader(object):
         self.watch = upload.ClaimWatch(self.run_id, self.params['stale_after'] or 0, clock=self.clock,
                                        wall=self.wall)
         self.keeper = None
-        self.deadline = transfer.Deadline(self.params['timeout'], 'Uploading image %s' % self.params['name'],
+        self.deadline = stream.Deadline(self.params['timeout'], 'Uploading image %s' % self.params['name'],
                                            clock=self.clock)
         self.schema = None
         self.core = None
@@ -523,7 +523,7 @@ class Uploader(object):
         if self.cached_digests():
             return
         path = self.params['filename']
-        size, digests = transfer.hash_file(path, self.algos())
+        size, digests = stream.hash_file(path, self.algos())
         if size != self.st.st_size:
             raise errors.DestinationError('filename %s changed size while it was read (%d, now %d bytes). Run '
                                           'again when it is complete.' % (path, self.st.st_size, size))
@@ -753,7 +753,7 @@ class Uploader(object):
             action = 'Importing image %s (glance-direct)' % image['id']
             glance_call(action, self.api.request, 'POST', '/images/%s/import' % image['id'], action,
                         ok=(202,), json=self.import_body('glance-direct'))
-        self.transfer = transfer.transfer_stats(body.sent, sent)
+        self.transfer = stream.transfer_stats(body.sent, sent)
         waited = time.monotonic()
         image = self.wait(self.get_image(image['id']), import_stores=params['import_method'] != 'direct',
                           stores=self.wanted_stores() if params['import_method'] != 'direct' else None)
@@ -858,7 +858,7 @@ class Uploader(object):
         self.load_schema()
         self.validate()
         self.prepare_signing()
-        with transfer.terminate_as_interrupt():
+        with stream.terminate_as_interrupt():
             if self.params['import_method'] == 'copy-image':
                 return self.ensure_copied()
             return self.present(recheck=True)

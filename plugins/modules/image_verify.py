@@ -310,14 +310,14 @@ failures:
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _signature
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 from ansible_collections.osimage.glance.plugins.module_utils._verify import (
-    CHECK_ORDER, Expectations, Verification, certificate_store, limited, read_pass)
+    CHECK_ORDER, Expectations, Verification, certificate_store)
 
 EXPLICIT_OPTIONS = ('checksum', 'hash_algo', 'hash_value', 'disk_format') + _signature.SIGNATURE_PROPERTIES
 # Glance image states whose data (and digests) exist.
 STATES_WITH_DATA = ('active', 'deactivated')
-__all__ = ['limited', 'main']
 
 
 def signature_required(params):
@@ -367,7 +367,7 @@ def verify(module, api):
         what, exp, checks, certificate_store(api), certificate_path=params['certificate_path'],
         trusted_certificates=params['trusted_certificates'], require_signature=signature_required(params),
         allowed_formats=params['allowed_formats'], max_virtual_size=params['max_virtual_size'])
-    rpass = read_pass(path, verification.start(), block_limit=exp.size)
+    rpass = stream.read_pass(path, verification.start(), block_limit=exp.size)
 
     # No "path" key: Ansible would overwrite "size" with the file's stat (0 for a device).
     result = dict(changed=False, size=rpass.size, digests=rpass.hexdigests(), image=exp.describe_image())

@@ -29,16 +29,18 @@ Private to the collection; not a public API.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import traceback
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _process
+from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
 from ansible_collections.osimage.glance.plugins.module_utils._imports import import_submodule
 
+
 OSLO_IMPORT_ERROR = None
+
+
 try:
     # Without oslo_utils.imageutils' __init__ and its qemu-img output parser,
     # which is not used here (see _imports).
@@ -47,7 +49,9 @@ except ImportError:  # reported through errors.MissingLibraryError when needed
     format_inspector = None
     OSLO_IMPORT_ERROR = traceback.format_exc()
 
+
 HAS_OSLO_UTILS = OSLO_IMPORT_ERROR is None
+
 
 if HAS_OSLO_UTILS:
     # The inspector logs every failed check as a warning; the failures are
@@ -55,13 +59,13 @@ if HAS_OSLO_UTILS:
     logging.getLogger(format_inspector.__name__).addHandler(logging.NullHandler())
     logging.getLogger(format_inspector.__name__).propagate = False
 
-# Glance disk_format -> qemu-img format driver.
-GLANCE_TO_QEMU = {'vhd': 'vpc', 'iso': 'raw', 'ploop': 'parallels', 'gpt': 'raw'}
-# qemu-img format driver -> Glance disk_format, where they differ.
-QEMU_TO_GLANCE = {'vpc': 'vhd', 'parallels': 'ploop'}
+
+
+
 # Amazon kernel, ramdisk and machine images: nova does not hold their content
 # to the declared format (their header says nothing about what they are).
 AMI_FAMILY = ('ami', 'aki', 'ari')
+
 
 # What each oslo.utils safety check protects against, for the message.
 _SAFETY_EXPLANATIONS = {
@@ -77,11 +81,6 @@ _SAFETY_EXPLANATIONS = {
     'passphrase': 'it is encrypted (LUKS) and cannot be inspected without the passphrase',
 }
 
-# Resource limits for qemu-img on untrusted files, as nova and cinder use.
-QEMU_IMG_ADDRESS_SPACE = 1024 * 1024 * 1024
-QEMU_IMG_CPU_SECONDS = 30
-QEMU_IMG_TIMEOUT = 120
-
 
 def require_oslo_utils():
     if not HAS_OSLO_UTILS:
@@ -92,11 +91,11 @@ def require_oslo_utils():
 
 def qemu_format(glance_format):
     """The qemu-img driver name for a Glance disk_format (or detected format)."""
-    return GLANCE_TO_QEMU.get(glance_format, glance_format)
+    return qemu.to_qemu(glance_format)
 
 
 def glance_format(qemu_name):
-    return QEMU_TO_GLANCE.get(qemu_name, qemu_name)
+    return qemu.to_glance(qemu_name)
 
 
 def known_formats():
@@ -236,61 +235,6 @@ def effective_format(detected, declared):
     return 'raw' if detected == 'gpt' else detected
 
 
-class QemuImg(object):
-    """qemu-img info/check on an untrusted file: always ``-f``, never a
-    probe; ``-U`` (no lock, read-only); limited address space, CPU time and
-    wall clock."""
-
-    def __init__(self, binary='qemu-img', timeout=QEMU_IMG_TIMEOUT):
-        self.binary = binary
-        self.timeout = timeout
-
-    def run(self, args, what):
-        """``(rc, stdout, stderr)`` of ``qemu-img ARGS`` (through ``_process.run``)."""
-        cmd = [self.binary] + list(args)
-        limits = _process.Limits(address_space=QEMU_IMG_ADDRESS_SPACE, cpu_seconds=QEMU_IMG_CPU_SECONDS,
-                                 timeout=self.timeout)
-        try:
-            rc, out, err, _cpu = _process.run(cmd, limits, environ_update=dict(LC_ALL='C'))
-        except FileNotFoundError:
-            raise errors.FormatError(
-                'format check failed for %s: qemu-img is not installed on the host that runs the module; '
-                'install it (Debian/Ubuntu: qemu-utils, RHEL/Fedora: qemu-img) or leave format out of checks.'
-                % what, check='format')
-        except _process.Timeout:
-            raise errors.FormatError(
-                'format check failed for %s: %s did not finish within %d seconds.'
-                % (what, ' '.join(cmd), self.timeout), check='format')
-        return rc, out, err
-
-    def info(self, path, fmt, what):
-        rc, out, err = self.run(['info', '-U', '-f', fmt, '--output=json', path], what)
-        if rc != 0:
-            raise errors.FormatError(
-                'format check failed for %s: qemu-img cannot read it as %s: %s'
-                % (what, fmt, (err.strip() or 'exit status %d' % rc)), check='format', qemu_format=fmt)
-        try:
-            return json.loads(out)
-        except ValueError:
-            raise errors.FormatError(
-                'format check failed for %s: qemu-img info gave no JSON: %s' % (what, out[:200]), check='format')
-
-    def check(self, path, fmt, what):
-        """``qemu-img check``; None when the format has no check."""
-        rc, out, err = self.run(['check', '-U', '-f', fmt, '--output=json', path], what)
-        if rc == 63:  # the format does not support checks
-            return None
-        try:
-            report = json.loads(out) if out.strip() else {}
-        except ValueError:
-            report = {}
-        if rc not in (0, 2, 3) or not report:
-            raise errors.FormatError(
-                'format check failed for %s: qemu-img check could not check it as %s: %s'
-                % (what, fmt, (err.strip() or out.strip() or 'exit status %d' % rc)[:500]), check='format')
-        return report
-
-
 def cross_check(path, detected, what, qemu_img):
     """qemu-img's view of a file the inspector has passed; returns its info."""
     fmt = qemu_format(detected)
@@ -358,10 +302,80 @@ def evaluate(inspection, path, allowed_formats=None, max_virtual_size=None, qemu
     # Refuse a format that is not allowed before qemu-img touches it.
     fmt = effective_format(detected, declared)
     check_limits(fmt, None, what, allowed_formats=allowed_formats)
-    info = cross_check(path, detected, what, qemu_img or QemuImg())
+    info = cross_check(path, detected, what, qemu_img or qemu.InspectQemuImg())
     virtual_size = info.get('virtual-size')
     if virtual_size is None:
         virtual_size = inspection.inspector.virtual_size
     check_limits(fmt, virtual_size, what, max_virtual_size=max_virtual_size)
     return dict(detected_format=detected, declared_format=declared, virtual_size=virtual_size,
                 qemu_img_format=info.get('format'))
+
+
+# The most of the data held back for the format inspector before a block
+# device is written. Every inspector has decided on raw data after 256 KiB.
+HEAD_BYTES = 8 * 1024 * 1024
+
+
+class HeadInspection(Inspection):
+    """An Inspection fed by hand that can tell, before the data ends,
+    whether the inspector has decided."""
+
+    def __init__(self, what, declared):
+        super(HeadInspection, self).__init__(what, declared)
+        self.feed = self.consumer()
+
+    def decided(self):
+        return self._wrapper.formats is not None
+
+
+class HeadCheck(object):
+    """Holds the first chunks of the data back until the format inspector
+    has judged them raw (the image's declared format on a block device);
+    only then are they passed on, followed by the rest. A refusal therefore
+    comes before the destination has seen a byte."""
+
+    def __init__(self, what, dest, limit=HEAD_BYTES):
+        self.what = what
+        self.dest = dest
+        self.limit = limit
+        self.inspection = HeadInspection(what, 'raw')
+        self.head_bytes = 0
+
+    def chunks(self, chunks):
+        chunks = iter(chunks)
+        head = []
+        for chunk in chunks:
+            head.append(chunk)
+            self.head_bytes += len(chunk)
+            self.inspection.feed(chunk)
+            if self.inspection.decided() or self.head_bytes >= self.limit:
+                break
+        else:
+            self.inspection.finish()
+        self.judge()
+        yield from head
+        yield from chunks
+
+    def judge(self):
+        if not self.inspection.decided():
+            raise errors.FormatError(
+                'format check failed for %s: the format inspector could not tell from the first %d bytes whether '
+                'the data is raw, and only raw data is written to block device %s.'
+                % (self.what, self.head_bytes, self.dest), check='format')
+        detected = self.inspection.detected()
+        self.inspection.safety_check()
+        check_declared(detected, 'raw', self.what)
+
+
+class ExtentQemuImg(qemu.InspectQemuImg):
+    """qemu-img that sees only the first ``size`` bytes of a block device
+    (the image, on a device that is usually larger), rounded up to the 512
+    bytes qemu-img counts in; the same as it reports for a raw file."""
+
+    def __init__(self, size, **kwargs):
+        super(ExtentQemuImg, self).__init__(**kwargs)
+        self.size = -(-int(size) // 512) * 512
+
+    def info(self, path, fmt, what):
+        filename, driver = qemu.json_filename(path, fmt, size=self.size)
+        return super(ExtentQemuImg, self).info(filename, driver, what)
