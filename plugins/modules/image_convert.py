@@ -731,7 +731,7 @@ def convert(ctx):
             run_convert(ctx, convert_command(ctx, ctx.dest, cache=cache), what)
         return time.monotonic() - start
     try:
-        with stream.terminate_as_interrupt(), qemu_img.OutputFile(ctx.dest) as target:
+        with stream.terminate_as_interrupt(), targets.OutputFile(ctx.dest) as target:
             run_convert(ctx, convert_command(ctx, target.path), what)
             target.commit(rename=ctx.rename)
     except errors.DestinationError as exc:

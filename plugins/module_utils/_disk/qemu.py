@@ -20,7 +20,8 @@ here): the local side of every job, one owner for each thing.
   targets, free space, device size;
 - ``_disk`` never imports the cloud layer, nor anything that starts a
   process but ``qemu``; imports go one way: targets -> stream,
-  qemu -> targets, inspect -> qemu.
+  inspect -> qemu; qemu imports none of them
+  (every module imports it, for ``bind``).
 
 Every child goes through ``run``, which hands it to the running module's
 ``AnsibleModule.run_command`` (bound once by the module runner, see
@@ -68,7 +69,6 @@ import threading
 import time
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
 
 
 MIB = 1024 * 1024
@@ -489,32 +489,6 @@ def json_filename(path, fmt, secret_id=None, secret_key='key-secret', size=None)
         else:
             node = {'driver': 'raw', 'size': int(size), 'file': node}
     return JsonFilename('json:' + json.dumps(node, sort_keys=True)), node['driver']
-
-
-class OutputFile(targets.TempBeside):
-    """A temporary path beside ``dest`` for qemu-img to write, moved over
-    ``dest`` only on ``commit()`` (see ``targets.TempBeside``).
-
-    Unlike ``targets.AtomicFile`` the writer is another process: the name
-    is reserved here (mode 0600) and qemu-img recreates the file.
-    """
-
-    def __init__(self, dest):
-        super(OutputFile, self).__init__(dest)
-        os.close(self.fd)
-
-    @property
-    def path(self):
-        return self.tmp_path
-
-    def commit(self, rename=os.replace):
-        """fsync what qemu-img wrote, move it over ``dest``, fsync the directory."""
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._publish(rename)
 
 
 class QemuImg(object):

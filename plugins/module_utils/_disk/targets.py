@@ -45,7 +45,6 @@ Private to the collection; not a public API.
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import re
 import secrets
@@ -295,6 +294,32 @@ class TempBeside(object):
         return False
 
 
+class OutputFile(TempBeside):
+    """A temporary path beside ``dest`` for qemu-img to write, moved over
+    ``dest`` only on ``commit()`` (see ``TempBeside``).
+
+    Unlike ``AtomicFile`` the writer is another process: the name
+    is reserved here (mode 0600) and qemu-img recreates the file.
+    """
+
+    def __init__(self, dest):
+        super(OutputFile, self).__init__(dest)
+        os.close(self.fd)
+
+    @property
+    def path(self):
+        return self.tmp_path
+
+    def commit(self, rename=os.replace):
+        """fsync what qemu-img wrote, move it over ``dest``, fsync the directory."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._publish(rename)
+
+
 class AtomicFile(TempBeside):
     """A temporary file beside ``dest``, written here, that replaces ``dest``
     only on ``commit()`` (see ``TempBeside``)."""
@@ -517,6 +542,7 @@ class DeviceWriter(object):
         if direct and getattr(os, 'O_DIRECT', None):
             try:
                 self._direct_fd = os.open(path, os.O_WRONLY | os.O_DIRECT | getattr(os, 'O_CLOEXEC', 0))
+                import mmap  # only block devices need it: not on every module's start-up path
                 self._stage = mmap.mmap(-1, stream.CHUNK_SIZE)  # page-aligned
             except OSError:
                 self._direct_fd = None  # not supported here: buffered writes only

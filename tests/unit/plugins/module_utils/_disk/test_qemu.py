@@ -426,37 +426,6 @@ def test_real_qemu_img_reads_the_secret_from_memory(tmp_path):
     assert 'correct horse' not in ' '.join(result.argv)
 
 
-def test_output_file_replaces_dest_only_on_commit(tmp_path):
-    dest = tmp_path / 'image.raw'
-    dest.write_bytes(b'old')
-    with qemu.OutputFile(str(dest)) as out:
-        assert os.path.dirname(out.path) == str(tmp_path)
-        with open(out.path, 'wb') as fileobj:
-            fileobj.write(b'new')
-        out.commit()
-    assert dest.read_bytes() == b'new'
-    assert os.listdir(tmp_path) == ['image.raw']
-
-
-@pytest.mark.parametrize('exception', [RuntimeError, KeyboardInterrupt])
-def test_output_file_is_removed_when_the_block_fails(tmp_path, exception):
-    dest = tmp_path / 'image.raw'
-    dest.write_bytes(b'old')
-    with pytest.raises(exception):
-        with qemu.OutputFile(str(dest)) as out:
-            with open(out.path, 'wb') as fileobj:
-                fileobj.write(b'half')
-            raise exception()
-    assert dest.read_bytes() == b'old'
-    assert os.listdir(tmp_path) == ['image.raw']
-
-
-def test_output_file_in_a_missing_directory_is_a_clear_error(tmp_path):
-    with pytest.raises(errors.DestinationError) as info:
-        qemu.OutputFile(str(tmp_path / 'nope' / 'image.raw'))
-    assert 'Cannot create a temporary file' in info.value.msg
-
-
 @pytest.mark.skipif(not HAS_QEMU_IMG, reason='needs qemu-img (qemu-utils)')
 def test_real_qemu_img_round_trip(tmp_path):
     """The real thing, once: find, convert, info, measure, compare."""

@@ -341,3 +341,34 @@ def test_file_target_abandoned_leaves_dest_and_no_temporary_file(tmp_path):
     target.write(b'new')
     assert target.abandon() == 'Nothing was changed at %s.' % dest
     assert dest.read_bytes() == b'old' and os.listdir(tmp_path) == ['dest']
+
+
+def test_output_file_replaces_dest_only_on_commit(tmp_path):
+    dest = tmp_path / 'image.raw'
+    dest.write_bytes(b'old')
+    with targets.OutputFile(str(dest)) as out:
+        assert os.path.dirname(out.path) == str(tmp_path)
+        with open(out.path, 'wb') as fileobj:
+            fileobj.write(b'new')
+        out.commit()
+    assert dest.read_bytes() == b'new'
+    assert os.listdir(tmp_path) == ['image.raw']
+
+
+@pytest.mark.parametrize('exception', [RuntimeError, KeyboardInterrupt])
+def test_output_file_is_removed_when_the_block_fails(tmp_path, exception):
+    dest = tmp_path / 'image.raw'
+    dest.write_bytes(b'old')
+    with pytest.raises(exception):
+        with targets.OutputFile(str(dest)) as out:
+            with open(out.path, 'wb') as fileobj:
+                fileobj.write(b'half')
+            raise exception()
+    assert dest.read_bytes() == b'old'
+    assert os.listdir(tmp_path) == ['image.raw']
+
+
+def test_output_file_in_a_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(errors.DestinationError) as info:
+        targets.OutputFile(str(tmp_path / 'nope' / 'image.raw'))
+    assert 'Cannot create a temporary file' in info.value.msg
