@@ -29,7 +29,7 @@ import stat
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
-from ansible_collections.osimage.glance.plugins.module_utils import _signature
+from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
 
 CHECK_ORDER = ('checksum', 'signature', 'format')
 # The exceptions one check can end with; anything else ends the run.
@@ -62,7 +62,7 @@ class Expectations(object):
             exp.digests.setdefault('md5', image['checksum'].lower())
         exp.size = image.get('size')
         exp.disk_format = image.get('disk_format')
-        exp.signature_props = dict((name, image.get(name)) for name in _signature.SIGNATURE_PROPERTIES)
+        exp.signature_props = dict((name, image.get(name)) for name in trust.SIGNATURE_PROPERTIES)
         return exp
 
     @classmethod
@@ -73,7 +73,7 @@ class Expectations(object):
         if params['checksum']:
             exp.digests.setdefault('md5', params['checksum'].strip().lower())
         exp.disk_format = params['disk_format']
-        exp.signature_props = dict((name, params[name]) for name in _signature.SIGNATURE_PROPERTIES)
+        exp.signature_props = dict((name, params[name]) for name in trust.SIGNATURE_PROPERTIES)
         return exp
 
     def describe_image(self):
@@ -88,8 +88,8 @@ def certificate_store(api):
     """Certificates by reference; Barbican secrets are fetched through
     ``api`` (the user's own credentials) when there is one."""
     if api is None:
-        return _signature.CertificateStore()
-    return _signature.CertificateStore(
+        return trust.CertificateStore()
+    return trust.CertificateStore(
         fetch_secret=lambda uuid: api.get_secret_payload(uuid, 'Fetching certificate %s from Barbican' % uuid))
 
 
@@ -128,7 +128,7 @@ class Verification(object):
     """The checks for some data, prepared before it is read.
 
     ``checks`` is a sub-list of CHECK_ORDER. ``signature`` is the prepared
-    ``_signature.SignatureCheck``, or None: then ``unsigned`` says whether the
+    ``trust.SignatureCheck``, or None: then ``unsigned`` says whether the
     signature check ran and found the image unsigned (which passed).
     """
 
@@ -154,7 +154,7 @@ class Verification(object):
         signature = None
         unsigned = False
         if 'signature' in checks:
-            signature = _signature.prepare(
+            signature = trust.prepare(
                 exp.signature_props, what, store, certificate_path=certificate_path,
                 trusted_certificates=trusted_certificates, require=require_signature)
             unsigned = signature is None
@@ -240,7 +240,7 @@ class Verification(object):
         if self.signature is not None:
             attempt('signature', signature)
         elif self.unsigned:
-            result['signature'] = dict(_signature.unsigned_result(), trusted=False)
+            result['signature'] = dict(trust.unsigned_result(), trusted=False)
         if rpass.inspection is not None:
             attempt('format', disk_format)
         if failures:

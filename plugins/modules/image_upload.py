@@ -349,8 +349,8 @@ import time
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
+from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
 from ansible_collections.osimage.glance.plugins.module_utils import _upload as upload
-from ansible_collections.osimage.glance.plugins.module_utils import _signing as signing_lib
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 
 ALGO = upload.DEFAULT_HASH_ALGO
@@ -794,13 +794,13 @@ class Uploader(object):
             return
         if not spec.get('certificate_id') and not spec.get('certificate'):
             raise errors.SignatureError('signing needs certificate_id (a Barbican secret) or certificate (a PEM file).')
-        key = signing_lib.load_private_key(spec['private_key'], spec.get('passphrase'))
-        key_type = signing_lib.key_type_name(key, spec.get('key_type'))
-        self.signer = signing_lib.Signer(key, key_type, spec['hash_method'])
+        key = trust.load_private_key(spec['private_key'], spec.get('passphrase'))
+        key_type = trust.key_type_name(key, spec.get('key_type'))
+        self.signer = trust.Signer(key, key_type, spec['hash_method'])
         if spec.get('certificate'):
-            pem, cert = signing_lib.load_certificate(spec['certificate'])
-            signing_lib.check_key_matches(key, cert, spec['certificate'])
-            name = 'osimage-signing-cert-%s' % signing_lib.certificate_fingerprint(cert)[:32]
+            pem, cert = trust.load_signing_certificate(spec['certificate'])
+            trust.check_key_matches(key, cert, spec['certificate'])
+            name = 'osimage-signing-cert-%s' % trust.certificate_fingerprint(cert)[:32]
             dummy, self.certificate_id = self.api.store_certificate(name, pem, check_mode=self.check_mode)
         else:
             self.certificate_id = spec['certificate_id']
@@ -1132,8 +1132,8 @@ def main():
                 passphrase=dict(type='str', no_log=True),
                 certificate_id=dict(type='str'),
                 certificate=dict(type='path'),
-                hash_method=dict(type='str', default='SHA-256', choices=list(signing_lib.HASH_METHODS)),
-                key_type=dict(type='str', choices=list(signing_lib.KEY_TYPES)),
+                hash_method=dict(type='str', default='SHA-256', choices=list(trust.HASH_METHODS)),
+                key_type=dict(type='str', choices=list(trust.SIGNING_KEY_TYPES)),
             ), mutually_exclusive=[['certificate_id', 'certificate']]),
             timeout=dict(type='int', default=3600),
             stale_after=dict(type='int', default=300),

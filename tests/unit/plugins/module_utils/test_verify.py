@@ -21,7 +21,7 @@ from ansible_collections.osimage.glance.plugins.module_utils import _errors as e
 from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
-from ansible_collections.osimage.glance.plugins.module_utils import _signature
+from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
 from ansible_collections.osimage.glance.plugins.module_utils import _verify
 
 pytestmark = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='needs qemu-img (qemu-utils)')
@@ -41,12 +41,12 @@ def expectations(data, disk_format='qcow2', **props):
     exp.digests = {'sha512': hashlib.sha512(data).hexdigest(), 'md5': hashlib.md5(data).hexdigest()}
     exp.size = len(data)
     exp.disk_format = disk_format
-    exp.signature_props = dict((name, props.get(name)) for name in _signature.SIGNATURE_PROPERTIES)
+    exp.signature_props = dict((name, props.get(name)) for name in trust.SIGNATURE_PROPERTIES)
     return exp
 
 
 def store_with(pem):
-    return _signature.CertificateStore(fetch_secret={CERT_UUID: pem}.__getitem__)
+    return trust.CertificateStore(fetch_secret={CERT_UUID: pem}.__getitem__)
 
 
 def test_one_pass_feeds_every_check_and_each_runs_in_its_own_consumer(qcow2, rsa_signer):
