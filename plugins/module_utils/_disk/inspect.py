@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+from typing import Any, Dict, List, Optional, Sequence
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
@@ -82,23 +83,23 @@ _SAFETY_EXPLANATIONS = {
 }
 
 
-def require_oslo_utils():
+def require_oslo_utils() -> None:
     if not HAS_OSLO_UTILS:
         raise errors.MissingLibraryError(
             'The format check needs the Python library oslo.utils (its format_inspector) on the host '
             'that runs the module: pip install oslo.utils.', exception=OSLO_IMPORT_ERROR)
 
 
-def qemu_format(glance_format):
+def qemu_format(glance_format: str) -> str:
     """The qemu-img driver name for a Glance disk_format (or detected format)."""
     return qemu.to_qemu(glance_format)
 
 
-def glance_format(qemu_name):
+def glance_format(qemu_name: str) -> str:
     return qemu.to_glance(qemu_name)
 
 
-def known_formats():
+def known_formats() -> List[str]:
     """The formats the inspector can recognise, by name."""
     require_oslo_utils()
     return sorted(format_inspector.ALL_FORMATS)
@@ -208,7 +209,7 @@ class Inspection(object):
                             detected_format=fmt)
 
 
-def check_declared(detected, declared, what, option='disk_format'):
+def check_declared(detected: str, declared: Optional[str], what: str, option: str = 'disk_format') -> None:
     """Refuse content whose format is not the declared disk_format, with
     nova's exceptions (raw covers gpt; the AMI family is not compared).
     ``option`` names the option that declared it in the message."""
@@ -227,7 +228,7 @@ def check_declared(detected, declared, what, option='disk_format'):
         % (what, option, declared, detected, hint), check='format', declared_format=declared, detected_format=detected)
 
 
-def effective_format(detected, declared):
+def effective_format(detected: str, declared: Optional[str]) -> str:
     """The Glance name the allowed_formats limit applies to: the declared
     format once it matched (so raw covers gpt), else the detected one."""
     if declared:
@@ -235,7 +236,7 @@ def effective_format(detected, declared):
     return 'raw' if detected == 'gpt' else detected
 
 
-def cross_check(path, detected, what, qemu_img):
+def cross_check(path: str, detected: str, what: str, qemu_img: qemu.InspectQemuImg) -> Dict[str, Any]:
     """qemu-img's view of a file the inspector has passed; returns its info."""
     fmt = qemu_format(detected)
     # An absolute path: qemu-img never reads it as a protocol ("json:", "nbd:").
@@ -275,7 +276,8 @@ def cross_check(path, detected, what, qemu_img):
     return info
 
 
-def check_limits(fmt, virtual_size, what, allowed_formats=None, max_virtual_size=None):
+def check_limits(fmt: str, virtual_size: Optional[int], what: str,
+        allowed_formats: Optional[Sequence[str]] = None, max_virtual_size: Optional[int] = None) -> None:
     if allowed_formats and fmt not in allowed_formats:
         raise errors.FormatError(
             'format check failed for %s: the format %s is not in allowed_formats (%s).'
@@ -287,7 +289,8 @@ def check_limits(fmt, virtual_size, what, allowed_formats=None, max_virtual_size
             max_virtual_size=max_virtual_size)
 
 
-def evaluate(inspection, path, allowed_formats=None, max_virtual_size=None, qemu_img=None):
+def evaluate(inspection: Inspection, path: str, allowed_formats: Optional[Sequence[str]] = None,
+        max_virtual_size: Optional[int] = None, qemu_img: Optional[qemu.InspectQemuImg] = None) -> Dict[str, Any]:
     """Every format check on a file whose bytes went through ``inspection``.
 
     Returns ``dict(detected_format, declared_format, virtual_size,

@@ -67,6 +67,7 @@ import shutil
 import signal
 import threading
 import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 
@@ -131,20 +132,20 @@ class Timeout(Exception):
         self.seconds = seconds
 
 
-def bind(module):
+def bind(module: Any) -> Any:
     """Make ``module`` (an AnsibleModule) the one that starts children."""
     _state['module'] = module
     return module
 
 
-def bound():
+def bound() -> Any:
     module = _state['module']
     if module is None:
         raise RuntimeError('bind(module) was not called: children are started only through a module')
     return module
 
 
-def which(program):
+def which(program: str) -> Optional[str]:
     """The absolute path of ``program``, or None."""
     if os.path.isabs(program):
         return program if os.access(program, os.X_OK) else None
@@ -161,7 +162,7 @@ def _tool(name):
     return path
 
 
-def pdeathsig_wrapper():
+def pdeathsig_wrapper() -> List[str]:
     """``setpriv --pdeathsig KILL --``, or ``[]`` where setpriv is too old
     for it (util-linux before 2.33, e.g. RHEL 8): then a warning says that
     a killed module may leave its children running."""
@@ -178,7 +179,7 @@ def pdeathsig_wrapper():
     return list(_state['pdeathsig'])
 
 
-def command_line(argv, limits):
+def command_line(argv: Sequence[str], limits: Limits) -> List[str]:
     """The full argv: the wrappers, then ``argv`` with its program made absolute."""
     program = which(argv[0])
     if not program:
@@ -198,7 +199,8 @@ def _kill(proc):
             pass
 
 
-def run(argv, limits=None, environ_update=None, pass_fds=()):
+def run(argv: Sequence[str], limits: Optional[Limits] = None, environ_update: Optional[Dict[str, str]] = None,
+        pass_fds: Sequence[int] = ()) -> Tuple[int, str, str, float]:
     """Run ``argv`` under ``limits`` through the bound module's run_command.
 
     Returns ``(returncode, stdout, stderr, cpu_seconds)`` (a negative code
@@ -275,19 +277,19 @@ _OUT_OF_MEMORY = re.compile(r'cannot allocate memory|failed to allocate|out of m
 _NO_SPACE = re.compile(r'no space left on device|disk quota exceeded', re.IGNORECASE)
 
 
-def to_qemu(glance_format):
+def to_qemu(glance_format: str) -> str:
     """The qemu-img driver for a Glance disk_format (vhd -> vpc, iso -> raw,
     ploop -> parallels, gpt -> raw; the others are the same)."""
     return GLANCE_TO_QEMU.get(glance_format, glance_format)
 
 
-def to_glance(qemu_format):
+def to_glance(qemu_format: str) -> str:
     """The Glance disk_format for a qemu-img driver (vpc -> vhd,
     parallels -> ploop; the others are the same)."""
     return QEMU_TO_GLANCE.get(qemu_format, qemu_format)
 
 
-def parse_version(text):
+def parse_version(text: str) -> Optional[Tuple[int, int, int]]:
     """``(major, minor, micro)`` from ``qemu-img --version`` output, or None."""
     match = re.search(r'qemu-img version (\d+)\.(\d+)(?:\.(\d+))?', text)
     if not match:
@@ -295,12 +297,12 @@ def parse_version(text):
     return tuple(int(part or 0) for part in match.groups())
 
 
-def escape_option(value):
+def escape_option(value: Any) -> str:
     """A value inside a qemu ``-o``/``--object`` option list: commas doubled."""
     return str(value).replace(',', ',,')
 
 
-def render_options(options):
+def render_options(options: Dict[str, Any]) -> str:
     """``-o`` text for a dict of creation options (sorted for stable command
     lines; booleans become on/off)."""
     parts = []
@@ -329,7 +331,7 @@ CPU_SECONDS_BASE = 60
 CPU_SECONDS_PER_GIB = 60
 
 
-def cpu_seconds_for(virtual_size):
+def cpu_seconds_for(virtual_size: Optional[int]) -> int:
     """The default CPU-time limit for reading or writing a disk of
     ``virtual_size`` bytes: generous for zlib compression on every core
     (about 10 s of CPU per GiB), far below what a runaway image would burn."""
@@ -358,7 +360,7 @@ class Result(object):
         return ' '.join(line.strip() for line in lines[-3:])
 
 
-def run_process(argv, limits, env, pass_fds=()):
+def run_process(argv: Sequence[str], limits: Limits, env: Dict[str, str], pass_fds: Sequence[int] = ()) -> Tuple[int, str, str, float]:
     """Run ``argv`` under ``limits`` with ``env`` (variables set on top of
     the module's environment); the boundary to the operating system, which
     is ``run``.
@@ -402,7 +404,7 @@ class ImageInfo(object):
         return self.specific.get('compat')
 
 
-def parse_info(text, what):
+def parse_info(text: str, what: str) -> ImageInfo:
     """An ImageInfo from ``qemu-img info --output=json`` output."""
     try:
         data = json.loads(text)
@@ -420,7 +422,7 @@ class FdArgument(str):
     fd = None
 
 
-def secret_object(secret_id, secret):
+def secret_object(secret_id: str, secret: SecretFile) -> FdArgument:
     """The ``--object`` argument for a secret qemu-img reads from the
     in-memory file of ``secret`` (a SecretFile); it carries the descriptor
     qemu-img must inherit."""
@@ -471,7 +473,8 @@ class JsonFilename(str):
     name that is handed to qemu-img as it is, not made absolute."""
 
 
-def json_filename(path, fmt, secret_id=None, secret_key='key-secret', size=None):
+def json_filename(path: str, fmt: str, secret_id: Optional[str] = None, secret_key: str = 'key-secret',
+        size: Optional[int] = None) -> Tuple[JsonFilename, str]:
     """A ``json:`` filename and its top driver for opening ``path`` as
     ``fmt``: with a LUKS key (``secret_key`` names the option: ``key-secret``
     for luks, ``encrypt.key-secret`` for qcow2), or limited to its first

@@ -37,6 +37,7 @@ import stat
 import threading
 import time
 import zlib
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 
@@ -50,7 +51,7 @@ CHUNK_SIZE = 4 * 1024 * 1024
 QUEUE_DEPTH = 8
 
 
-def new_digest(algo):
+def new_digest(algo: str) -> Any:
     """A hashlib object for a Glance hash algorithm name (sha512, md5, ...)."""
     try:
         if algo == 'md5':
@@ -63,7 +64,7 @@ def new_digest(algo):
             % (algo, hashlib.__name__, ', '.join(sorted(hashlib.algorithms_available))))
 
 
-def expected_digest(image):
+def expected_digest(image: Dict[str, Any]) -> Tuple[Optional[str], Optional[str]]:
     """What an image's data must hash to: Glance's multihash when it has one,
     else the md5 ``checksum``; ``(None, None)`` when it has neither."""
     algo, value = image.get('os_hash_algo'), image.get('os_hash_value')
@@ -98,7 +99,7 @@ class Digests(object):
         return dict((algo, digest.hexdigest()) for algo, digest in self._digests.items())
 
 
-def read_chunks(fileobj, chunk_size=CHUNK_SIZE):
+def read_chunks(fileobj: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """Chunks of a file object until EOF."""
     while True:
         chunk = fileobj.read(chunk_size)
@@ -107,7 +108,7 @@ def read_chunks(fileobj, chunk_size=CHUNK_SIZE):
         yield chunk
 
 
-def limited(chunks, limit):
+def limited(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
     """At most ``limit`` bytes of ``chunks``."""
     left = limit
     for chunk in chunks:
@@ -119,7 +120,7 @@ def limited(chunks, limit):
         yield chunk
 
 
-def open_source(path):
+def open_source(path: str) -> Tuple[BinaryIO, bool]:
     """The file or block device at ``path``, opened for reading; and whether
     it is a block device."""
     try:
@@ -135,7 +136,7 @@ def open_source(path):
         raise errors.OsimageError('Cannot read %s: %s.' % (path, exc.strerror or exc))
 
 
-def read_pass(path, rpass, block_limit=None):
+def read_pass(path: str, rpass: Any, block_limit: Optional[int] = None) -> Any:
     """One read of ``path`` that feeds ``rpass`` (every digest and the
     format inspector, each in its own thread); returns ``rpass``. From a
     block device at most ``block_limit`` bytes are read (the image on a
@@ -153,7 +154,7 @@ def read_pass(path, rpass, block_limit=None):
     return rpass
 
 
-def read_prefix(path, rpass, size):
+def read_prefix(path: str, rpass: Any, size: int) -> Any:
     """One read of the first ``size`` bytes of ``path`` (the image's extent
     of a device) that feeds ``rpass``; returns ``rpass``."""
     try:
@@ -165,7 +166,7 @@ def read_prefix(path, rpass, size):
     return rpass
 
 
-def hash_file(path, algos, chunk_size=CHUNK_SIZE):
+def hash_file(path: str, algos: Iterable[str], chunk_size: int = CHUNK_SIZE) -> Tuple[int, Dict[str, str]]:
     """``(size, {algo: hexdigest})`` of a file or block device, in one read."""
     digests = Digests(algos)
     try:
@@ -176,7 +177,7 @@ def hash_file(path, algos, chunk_size=CHUNK_SIZE):
     return digests.size, digests.hexdigests()
 
 
-def tee(chunks, consumers, depth=QUEUE_DEPTH):
+def tee(chunks: Iterable[bytes], consumers: Sequence[Callable[[bytes], Any]], depth: int = QUEUE_DEPTH) -> Iterator[bytes]:
     """Yield every chunk of ``chunks`` after handing it to each consumer.
 
     Each consumer (a digest, a file's write) runs in a thread of its own, so
@@ -222,7 +223,7 @@ def tee(chunks, consumers, depth=QUEUE_DEPTH):
         raise failure[0]
 
 
-def pump(chunks, consumers, depth=QUEUE_DEPTH):
+def pump(chunks: Iterable[bytes], consumers: Sequence[Callable[[bytes], Any]], depth: int = QUEUE_DEPTH) -> int:
     """Feed every chunk of ``chunks`` to each consumer (see ``tee``); returns
     the number of bytes pumped."""
     total = 0
@@ -281,7 +282,7 @@ class Deadline(object):
             yield chunk
 
 
-def transfer_stats(size, seconds):
+def transfer_stats(size: int, seconds: float) -> Dict[str, Any]:
     """The ``transfer`` return value: bytes, seconds and MB/s (10^6 bytes)."""
     seconds = max(seconds, 1e-9)
     return dict(bytes=size, seconds=round(seconds, 3), mb_per_second=round(size / seconds / 1e6, 1))
@@ -308,7 +309,7 @@ MAGIC_BYTES = 6
 GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
-def name_compressor(head):
+def name_compressor(head: bytes) -> Optional[str]:
     """The compressor whose magic ``head`` starts with, or None."""
     for magic, name in OTHER_COMPRESSORS:
         if head.startswith(magic):

@@ -51,6 +51,7 @@ import secrets
 import socket
 import stat
 import time
+from typing import List, Optional, Tuple
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
@@ -102,7 +103,7 @@ class Owner(object):
         return 'Owner(%s)' % self.tag()
 
 
-def start_time(pid, proc='/proc'):
+def start_time(pid: int, proc: str = '/proc') -> Optional[int]:
     """The start time of ``pid`` in clock ticks after boot, or None when
     there is no such process."""
     try:
@@ -120,7 +121,7 @@ def _boot_id():
         return fileobj.read().strip().replace('-', '')[:8].lower()
 
 
-def this_process():
+def this_process() -> Optional[Owner]:
     """The Owner of files this process makes; None where /proc cannot tell
     (then files get plain random names and nothing is ever judged stale)."""
     try:
@@ -132,18 +133,18 @@ def this_process():
         return None
 
 
-def prefix(dest):
+def prefix(dest: str) -> str:
     """What every temporary file of ``dest`` is named with first."""
     return '.%s%s' % (os.path.basename(dest), MARK)
 
 
-def temp_name(dest, owner):
+def temp_name(dest: str, owner: Optional[Owner]) -> str:
     """A new temporary name beside ``dest`` (basename only)."""
     tag = owner.tag() if owner is not None else 'unknown'
     return '%s%s-%s%s' % (prefix(dest), tag, secrets.token_hex(4), SUFFIX)
 
 
-def owner_of(name, dest):
+def owner_of(name: str, dest: str) -> Optional[Owner]:
     """The Owner named in ``name`` when it is a temporary file of ``dest``
     made by this scheme, else None."""
     start = prefix(dest)
@@ -156,7 +157,7 @@ def owner_of(name, dest):
                  match.group('start'))
 
 
-def provably_dead(owner, me, proc='/proc'):
+def provably_dead(owner: Owner, me: Optional[Owner], proc: str = '/proc') -> bool:
     """Whether the process ``owner`` is certainly gone, seen from ``me``
     (this process): only an owner of the same host, boot and pid namespace
     can be judged, and it is dead when its pid is gone or now belongs to a
@@ -168,7 +169,7 @@ def provably_dead(owner, me, proc='/proc'):
     return start_time(owner.pid, proc) != owner.start
 
 
-def stale_temp_files(dest, me=None, proc='/proc'):
+def stale_temp_files(dest: str, me: Optional[Owner] = None, proc: str = '/proc') -> List[str]:
     """Paths of the temporary files of ``dest`` whose owner is provably dead."""
     me = me if me is not None else this_process()
     directory = os.path.dirname(os.path.abspath(dest))
@@ -193,7 +194,7 @@ def stale_temp_files(dest, me=None, proc='/proc'):
     return found
 
 
-def remove_stale(dest, check_mode=False, me=None, proc='/proc'):
+def remove_stale(dest: str, check_mode: bool = False, me: Optional[Owner] = None, proc: str = '/proc') -> List[str]:
     """Remove (not in check mode) the temporary files of ``dest`` left by
     dead runs; returns their paths."""
     removed = []
@@ -217,13 +218,13 @@ SYNC_EVERY = 64 * 1024 * 1024
 WRITEBACK_EVERY = 16 * 1024 * 1024
 
 
-def free_bytes(directory):
+def free_bytes(directory: str) -> int:
     """Bytes an unprivileged writer can still use in ``directory``'s filesystem."""
     stats = os.statvfs(directory)
     return stats.f_bavail * stats.f_frsize
 
 
-def check_free_space(directory, needed, what):
+def check_free_space(directory: str, needed: Optional[int], what: str) -> None:
     """Refuse early, with both numbers, when ``needed`` bytes will not fit."""
     if needed is None:
         return
@@ -235,7 +236,7 @@ def check_free_space(directory, needed, what):
             needed_bytes=needed, free_bytes=available)
 
 
-def create_beside(dest, attempts=100):
+def create_beside(dest: str, attempts: int = 100) -> Tuple[int, str]:
     """Create a new temporary file beside ``dest`` (mode 0600, exclusive),
     named by ``temp_name``; returns ``(fd, path)``."""
     directory = os.path.dirname(os.path.abspath(dest))
@@ -396,7 +397,7 @@ class AtomicFile(TempBeside):
         super(AtomicFile, self).discard()
 
 
-def start_writeback(fd, offset, length):
+def start_writeback(fd: int, offset: int, length: int) -> None:
     """Have the kernel start writing ``length`` bytes at ``offset`` of the
     file to disk, without waiting for it.
 
@@ -419,7 +420,7 @@ def start_writeback(fd, offset, length):
         pass  # advice only
 
 
-def fsync_directory(directory):
+def fsync_directory(directory: str) -> None:
     """Make a rename in ``directory`` durable (best effort on odd filesystems)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -438,14 +439,14 @@ def fsync_directory(directory):
 ALIGNMENT = 4096
 
 
-def is_block_device(path):
+def is_block_device(path: str) -> bool:
     try:
         return stat.S_ISBLK(os.stat(path).st_mode)
     except FileNotFoundError:
         return False
 
 
-def seek_size(path):
+def seek_size(path: str) -> int:
     """Size in bytes of a block device (or file) by seeking to its end."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -454,7 +455,7 @@ def seek_size(path):
         os.close(fd)
 
 
-def device_size(path):
+def device_size(path: str) -> int:
     """Size in bytes of the block device at ``path`` (qemu-img's core
     measures it by seeking to its end, which works for every kind of block
     device, unlike the size ioctls)."""
@@ -464,7 +465,7 @@ def device_size(path):
         raise errors.DestinationError('Cannot open block device %s: %s' % (path, exc.strerror or exc))
 
 
-def check_fits(path, needed, what):
+def check_fits(path: str, needed: Optional[int], what: str) -> int:
     """The device's size; refuses, naming both sizes, a device smaller than
     ``needed`` bytes."""
     size = device_size(path)
@@ -475,7 +476,7 @@ def check_fits(path, needed, what):
     return size
 
 
-def supports_direct_io(path):
+def supports_direct_io(path: str) -> bool:
     """Whether ``path`` (a block device) can be opened with O_DIRECT, so
     qemu-img can write it with ``-t none`` (cinder does the same: the data is
     then on the device, not in the page cache, when qemu-img returns)."""

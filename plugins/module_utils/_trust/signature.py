@@ -43,6 +43,7 @@ import logging
 import os
 import re
 import traceback
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._imports import lazy_module
@@ -131,7 +132,7 @@ SIGNING_KEY_TYPES = ('RSA-PSS', 'ECC', 'DSA')
 _UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
 
 
-def require_cursive():
+def require_cursive() -> None:
     """Import cursive (once), or raise MissingLibraryError."""
     error = CURSIVE_IMPORT_ERROR
     if error is None and not cursive.__dict__:
@@ -158,7 +159,7 @@ def _fail(what, text, **details):
     return errors.SignatureError('signature check failed for %s: %s' % (what, text), **details)
 
 
-def signature_properties(props, what, certificate_path=None):
+def signature_properties(props: Dict[str, Any], what: str, certificate_path: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """The signature metadata of an image, or None when it is not signed.
 
     All four properties absent: unsigned. Some but not all: an error, as
@@ -180,7 +181,7 @@ def signature_properties(props, what, certificate_path=None):
     return found
 
 
-def is_barbican_reference(ref):
+def is_barbican_reference(ref: str) -> bool:
     """A certificate reference is a Barbican secret id when it looks like a
     UUID and is not an existing file; anything else is a PEM file path."""
     return bool(_UUID_RE.match(ref)) and not os.path.exists(ref)
@@ -289,7 +290,8 @@ def _trust_problem(cert, now):
     return None
 
 
-def check_trust(certificate, trusted, what, now=None):
+def check_trust(certificate: Certificate, trusted: Sequence[Certificate], what: str,
+        now: Optional[datetime.datetime] = None) -> None:
     """The signing certificate must be inside its validity dates, be allowed
     to sign (key usage digitalSignature, when it has a key usage) and chain
     to one of the ``trusted`` certificates, as nova's trusted_certs."""
@@ -411,7 +413,8 @@ def _key_kind(key):
     return type(key).__name__
 
 
-def prepare(props, what, store, certificate_path=None, trusted_certificates=None, require=False):
+def prepare(props: Dict[str, Any], what: str, store: CertificateStore, certificate_path: Optional[str] = None,
+        trusted_certificates: Optional[Sequence[str]] = None, require: Union[bool, str] = False) -> Optional[SignatureCheck]:
     """Everything that can be checked before reading the data.
 
     Returns a ``SignatureCheck`` for a signed image, None for an unsigned one
@@ -439,7 +442,7 @@ def prepare(props, what, store, certificate_path=None, trusted_certificates=None
     return check
 
 
-def unsigned_result():
+def unsigned_result() -> Dict[str, bool]:
     return dict(signed=False, verified=False)
 
 
@@ -451,7 +454,7 @@ def _hash_object(method):
             'SHA-384': hashes.SHA384, 'SHA-512': hashes.SHA512}[method]()
 
 
-def require_cryptography():
+def require_cryptography() -> None:
     """Import cryptography's modules now, or raise MissingLibraryError."""
     error = _load_crypto()
     if error is not None:
@@ -468,7 +471,7 @@ def _read(path, what):
         raise errors.SignatureError('Cannot read the %s %s: %s' % (what, path, exc.strerror or exc))
 
 
-def load_private_key(path, passphrase):
+def load_private_key(path: str, passphrase: Optional[str]) -> Any:
     """A private key from a PEM (or DER) file, never asking on a TTY."""
     require_cryptography()
     data = _read(path, 'signing private key')
@@ -492,7 +495,7 @@ def load_private_key(path, passphrase):
         % (path, problem, '' if passphrase else ' (if it is encrypted, give signing.passphrase)'))
 
 
-def key_type_name(key, requested):
+def key_type_name(key: Any, requested: Optional[str]) -> str:
     """cursive's key type name for ``key``; ``requested`` (RSA-PSS, ECC, an
     ECC_<CURVE> name or DSA) must fit the key."""
     if isinstance(key, rsa.RSAPrivateKey):
@@ -513,7 +516,7 @@ def key_type_name(key, requested):
     return name
 
 
-def load_signing_certificate(path: str) -> tuple:
+def load_signing_certificate(path: str) -> Tuple[bytes, Any]:
     """``(pem_bytes, certificate)`` of the PEM certificate file that signs
     (read here, parsed by ``load_certificate``)."""
     require_cryptography()
@@ -521,7 +524,7 @@ def load_signing_certificate(path: str) -> tuple:
     return data, load_certificate(data, path, pem_only=True).cert
 
 
-def check_key_matches(key, cert, cert_source):
+def check_key_matches(key: Any, cert: Any, cert_source: str) -> None:
     pub = serialization.PublicFormat.SubjectPublicKeyInfo
     enc = serialization.Encoding.DER
     if key.public_key().public_bytes(enc, pub) != cert.public_key().public_bytes(enc, pub):
@@ -530,7 +533,7 @@ def check_key_matches(key, cert, cert_source):
             'Glance would refuse the signature.' % cert_source)
 
 
-def certificate_fingerprint(cert):
+def certificate_fingerprint(cert: Any) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
