@@ -23,9 +23,6 @@ Private to the collection; not a public API.
 
 from __future__ import annotations
 
-import os
-import stat
-
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream

@@ -50,7 +50,6 @@ import re
 import secrets
 import socket
 import stat
-import time
 from typing import List, Optional, Tuple
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
