@@ -495,17 +495,7 @@ def safe_encrypted(path, declared, what, qemu):
 # -- dest -----------------------------------------------------------------
 def dest_type(dest):
     """'absent', 'file' or 'block'; anything else is refused."""
-    try:
-        st = os.stat(dest)
-    except FileNotFoundError:
-        return 'absent'
-    if stat.S_ISREG(st.st_mode):
-        return 'file'
-    if stat.S_ISBLK(st.st_mode):
-        return 'block'
-    raise errors.DestinationError(
-        'dest %s exists and is neither a regular file nor a block device. Give the path of a file to create or '
-        'replace, or of a block device.' % dest)
+    return targets.dest_kind(dest)
 
 
 def check_parent(dest):

@@ -462,7 +462,6 @@ transfer:
 '''
 
 import os
-import stat
 
 from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
@@ -575,15 +574,9 @@ def not_verified():
 
 def file_state(dest):
     """A file dest as the diff shows it: absent, or a regular file of some size."""
-    try:
-        st = os.stat(dest)
-    except FileNotFoundError:
+    if targets.dest_kind(dest, allow_block=False) == 'absent':
         return dict(state='absent')
-    if not stat.S_ISREG(st.st_mode):
-        raise errors.DestinationError(
-            'dest %s exists and is neither a regular file nor a block device. Give the path of a file to create '
-            'or replace, or of a block device.' % dest)
-    return dict(state='file', size=st.st_size)
+    return dict(state='file', size=os.stat(dest).st_size)
 
 
 def inspect_dest(dest, image_size, algo, verification=None):

@@ -438,6 +438,23 @@ def fsync_directory(directory: str) -> None:
 ALIGNMENT = 4096
 
 
+def dest_kind(dest: str, allow_block: bool = True) -> str:
+    """What is at ``dest``: 'absent', 'file' or 'block' (not with
+    ``allow_block=False``); anything else (a directory, a fifo) is refused,
+    the one way every module says so."""
+    try:
+        st = os.stat(dest)
+    except FileNotFoundError:
+        return 'absent'
+    if stat.S_ISREG(st.st_mode):
+        return 'file'
+    if allow_block and stat.S_ISBLK(st.st_mode):
+        return 'block'
+    raise errors.DestinationError(
+        'dest %s exists and is neither a regular file nor a block device. Give the path of a file to create or '
+        'replace, or of a block device.' % dest)
+
+
 def is_block_device(path: str) -> bool:
     try:
         return stat.S_ISBLK(os.stat(path).st_mode)

@@ -372,3 +372,11 @@ def test_output_file_in_a_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(errors.DestinationError) as info:
         targets.OutputFile(str(tmp_path / 'nope' / 'image.raw'))
     assert 'Cannot create a temporary file' in info.value.msg
+
+
+def test_dest_kind_names_files_and_absence_and_refuses_anything_else(tmp_path):
+    (tmp_path / 'file').write_bytes(b'x')
+    assert targets.dest_kind(str(tmp_path / 'file')) == 'file'
+    assert targets.dest_kind(str(tmp_path / 'nothing')) == 'absent'
+    with pytest.raises(errors.DestinationError, match='is neither a regular file nor a block device'):
+        targets.dest_kind(str(tmp_path))
