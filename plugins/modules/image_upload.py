@@ -386,14 +386,7 @@ def glance_call(action, func, *args, **kwargs):
 
 def _head(path, limit):
     """The first ``limit`` bytes of a file, in chunks."""
-    left = limit
-    with open(path, 'rb') as fileobj:
-        while left > 0:
-            chunk = fileobj.read(min(stream.CHUNK_SIZE, left))
-            if not chunk:
-                return
-            left -= len(chunk)
-            yield chunk
+    return stream.read_file(path, limit)
 
 
 def detect_format(path, size, schema):

@@ -99,25 +99,25 @@ class Digests(object):
         return dict((algo, digest.hexdigest()) for algo, digest in self._digests.items())
 
 
-def read_chunks(fileobj: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """Chunks of a file object until EOF."""
-    while True:
-        chunk = fileobj.read(chunk_size)
+def read_chunks(fileobj: BinaryIO, chunk_size: int = CHUNK_SIZE, limit: Optional[int] = None) -> Iterator[bytes]:
+    """The one reader: chunks of a file object until EOF or, with ``limit``,
+    until ``limit`` bytes (never reading past them: on a device the image
+    ends before the device does)."""
+    left = limit
+    while left is None or left > 0:
+        chunk = fileobj.read(chunk_size if left is None else min(chunk_size, left))
         if not chunk:
             return
+        if left is not None:
+            left -= len(chunk)
         yield chunk
 
 
-def limited(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
-    """At most ``limit`` bytes of ``chunks``."""
-    left = limit
-    for chunk in chunks:
-        if left <= 0:
-            return
-        if len(chunk) > left:
-            chunk = chunk[:left]
-        left -= len(chunk)
-        yield chunk
+def read_file(path: str, limit: Optional[int] = None, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """The chunks of the file at ``path`` (``read_chunks``), at most ``limit``
+    bytes; the file is open only while they are read."""
+    with open(path, 'rb') as fileobj:
+        yield from read_chunks(fileobj, chunk_size, limit)
 
 
 def open_source(path: str) -> Tuple[BinaryIO, bool]:
@@ -143,9 +143,7 @@ def read_pass(path: str, rpass: Any, block_limit: Optional[int] = None) -> Any:
     larger volume)."""
     fileobj, is_block = open_source(path)
     with fileobj:
-        chunks = read_chunks(fileobj)
-        if is_block and block_limit is not None:
-            chunks = limited(chunks, block_limit)
+        chunks = read_chunks(fileobj, CHUNK_SIZE, block_limit if is_block else None)
         try:
             pump(chunks, rpass.consumers())
         except OSError as exc:
@@ -159,7 +157,7 @@ def read_prefix(path: str, rpass: Any, size: int) -> Any:
     of a device) that feeds ``rpass``; returns ``rpass``."""
     try:
         with open(path, 'rb') as fileobj:
-            pump(limited(read_chunks(fileobj), size), rpass.consumers())
+            pump(read_chunks(fileobj, CHUNK_SIZE, size), rpass.consumers())
     except OSError as exc:
         raise errors.DestinationError('Cannot read %s after %d bytes: %s' % (path, rpass.size, exc.strerror or exc))
     rpass.finish()

@@ -690,7 +690,7 @@ class FileTarget(object):
     def _copy_prefix(self, size):
         try:
             with open(self.dest, 'rb') as fileobj:
-                for chunk in stream.limited(stream.read_chunks(fileobj), size):
+                for chunk in stream.read_chunks(fileobj, stream.CHUNK_SIZE, size):
                     self._file.write(chunk)
         except OSError as exc:
             raise errors.DestinationError('Cannot read %s: %s' % (self.dest, exc.strerror or exc))

@@ -12,6 +12,7 @@ and how the results become one failure."""
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import subprocess
 
@@ -151,9 +152,9 @@ def test_read_pass_names_what_it_cannot_read(tmp_path):
         stream.read_pass(str(tmp_path), rpass)
 
 
-def test_limited_stops_at_the_limit():
-    assert b''.join(stream.limited(iter([b'a' * 10, b'b' * 10, b'c' * 10]), 15)) == b'a' * 10 + b'b' * 5
-    assert list(stream.limited(iter([b'a']), 0)) == []
+def test_the_reader_stops_at_the_limit():
+    assert b''.join(stream.read_chunks(io.BytesIO(b'a' * 10 + b'b' * 10 + b'c' * 10), 10, 15)) == b'a' * 10 + b'b' * 5
+    assert list(stream.read_chunks(io.BytesIO(b'a'), 10, 0)) == []
 
 
 def test_atomic_file_flush_makes_the_data_readable_before_commit(tmp_path):

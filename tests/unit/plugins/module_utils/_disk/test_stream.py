@@ -296,3 +296,13 @@ def test_empty_data_is_truncated_gzip():
     with pytest.raises(errors.IntegrityError):
         gunzip.check()
     assert out == []
+
+
+def test_the_one_reader_stops_at_its_limit_without_reading_past_it(tmp_path):
+    path = tmp_path / 'data'
+    path.write_bytes(b'a' * 10 + b'b' * 10)
+    with open(str(path), 'rb') as fileobj:
+        assert b''.join(stream.read_chunks(fileobj, 4, 15)) == b'a' * 10 + b'b' * 5
+        assert fileobj.tell() == 15
+    assert b''.join(stream.read_file(str(path))) == b'a' * 10 + b'b' * 10
+    assert b''.join(stream.read_file(str(path), 0)) == b''
