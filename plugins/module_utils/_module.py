@@ -21,7 +21,7 @@ from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import session as _session
-from ansible_collections.osimage.glance.plugins.module_utils import _process
+from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
 from ansible_collections.osimage.glance.plugins.module_utils._errors import InvalidOptionsError, OsimageError
 
 
@@ -163,7 +163,7 @@ class GlanceModule(object):
         self.ansible = _SecretsFirstModule(argument_spec=spec, **kwargs)
         self.params = self.ansible.params
         # Every child process starts through this module's run_command.
-        _process.bind(self.ansible)
+        qemu.bind(self.ansible)
 
     # -- what a module may use of AnsibleModule: nothing reaches into it -------
     @property

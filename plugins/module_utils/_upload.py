@@ -27,7 +27,7 @@ import uuid
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 
 # Glance's default multihash algorithm (``[DEFAULT] hashing_algorithm``).
 DEFAULT_HASH_ALGO = 'sha512'
@@ -663,31 +663,31 @@ class HashingBody(object):
     Iterating again (a retried request) starts a new pass with fresh digests.
     """
 
-    def __init__(self, path, size, algos, chunk_size=transfer.CHUNK_SIZE, deadline=None,
-                 depth=transfer.QUEUE_DEPTH):
+    def __init__(self, path, size, algos, chunk_size=stream.CHUNK_SIZE, deadline=None,
+                 depth=stream.QUEUE_DEPTH):
         self.path = path
         self.size = size
         self.algos = list(algos)
         self.chunk_size = chunk_size
         self.deadline = deadline
         self.depth = depth
-        self.digests = transfer.Digests(self.algos)
+        self.digests = stream.Digests(self.algos)
         self.sent = 0
 
     def __len__(self):
         return self.size
 
     def __iter__(self):
-        self.digests = transfer.Digests(self.algos)
+        self.digests = stream.Digests(self.algos)
         self.sent = 0
         return self._chunks()
 
     def _chunks(self):
         with open(self.path, 'rb') as fileobj:
-            chunks = transfer.read_chunks(fileobj, self.chunk_size)
+            chunks = stream.read_chunks(fileobj, self.chunk_size)
             if self.deadline is not None:
                 chunks = self.deadline.guard(chunks)
-            for chunk in transfer.tee(chunks, self.digests.consumers(), self.depth):
+            for chunk in stream.tee(chunks, self.digests.consumers(), self.depth):
                 self.sent += len(chunk)
                 yield chunk
 

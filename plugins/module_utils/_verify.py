@@ -12,7 +12,7 @@ A ``Verification`` is prepared before any data is read, so that everything
 that can fail without the data (incomplete signature metadata, an unusable
 or untrusted certificate, a declared format that is not allowed) fails
 first. Each read pass then gets a ``ReadPass``: its ``consumers()`` go to
-``_transfer.pump`` beside whatever else the pass feeds (a download's
+``stream.pump`` beside whatever else the pass feeds (a download's
 writer), so hashing, the signature's digest and the format inspection run
 in threads of their own. ``Verification.evaluate`` judges the pass
 afterwards and raises one VerificationError that has a sentence, and an
@@ -23,13 +23,10 @@ Private to the collection; not a public API.
 
 from __future__ import annotations
 
-import os
-import stat
-
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _format
-from ansible_collections.osimage.glance.plugins.module_utils import _signature
-from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
+from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
 
 CHECK_ORDER = ('checksum', 'signature', 'format')
 # The exceptions one check can end with; anything else ends the run.
@@ -62,7 +59,7 @@ class Expectations(object):
             exp.digests.setdefault('md5', image['checksum'].lower())
         exp.size = image.get('size')
         exp.disk_format = image.get('disk_format')
-        exp.signature_props = dict((name, image.get(name)) for name in _signature.SIGNATURE_PROPERTIES)
+        exp.signature_props = dict((name, image.get(name)) for name in trust.SIGNATURE_PROPERTIES)
         return exp
 
     @classmethod
@@ -73,7 +70,7 @@ class Expectations(object):
         if params['checksum']:
             exp.digests.setdefault('md5', params['checksum'].strip().lower())
         exp.disk_format = params['disk_format']
-        exp.signature_props = dict((name, params[name]) for name in _signature.SIGNATURE_PROPERTIES)
+        exp.signature_props = dict((name, params[name]) for name in trust.SIGNATURE_PROPERTIES)
         return exp
 
     def describe_image(self):
@@ -88,8 +85,8 @@ def certificate_store(api):
     """Certificates by reference; Barbican secrets are fetched through
     ``api`` (the user's own credentials) when there is one."""
     if api is None:
-        return _signature.CertificateStore()
-    return _signature.CertificateStore(
+        return trust.CertificateStore()
+    return trust.CertificateStore(
         fetch_secret=lambda uuid: api.barbican.get_secret_payload(uuid, 'Fetching certificate %s from Barbican' % uuid))
 
 
@@ -99,8 +96,8 @@ class ReadPass(object):
 
     def __init__(self, algos, inspection):
         for algo in algos:
-            transfer.new_digest(algo)  # an unknown algorithm is refused before reading
-        self.digests = transfer.Digests(sorted(algos))
+            stream.new_digest(algo)  # an unknown algorithm is refused before reading
+        self.digests = stream.Digests(sorted(algos))
         self.inspection = inspection
         self._inspect = inspection.consumer() if inspection is not None else None
 
@@ -109,7 +106,7 @@ class ReadPass(object):
         return self.digests.size
 
     def consumers(self):
-        """For ``_transfer.pump``, beside the pass's other consumers."""
+        """For ``stream.pump``, beside the pass's other consumers."""
         consumers = self.digests.consumers()
         if self._inspect is not None:
             consumers.append(self._inspect)
@@ -128,7 +125,7 @@ class Verification(object):
     """The checks for some data, prepared before it is read.
 
     ``checks`` is a sub-list of CHECK_ORDER. ``signature`` is the prepared
-    ``_signature.SignatureCheck``, or None: then ``unsigned`` says whether the
+    ``trust.SignatureCheck``, or None: then ``unsigned`` says whether the
     signature check ran and found the image unsigned (which passed).
     """
 
@@ -150,18 +147,18 @@ class Verification(object):
         digest algorithms, the signature metadata and certificates (read
         and trust-checked now), a declared format that is not allowed."""
         for algo in exp.digests:
-            transfer.new_digest(algo)
+            stream.new_digest(algo)
         signature = None
         unsigned = False
         if 'signature' in checks:
-            signature = _signature.prepare(
+            signature = trust.prepare(
                 exp.signature_props, what, store, certificate_path=certificate_path,
                 trusted_certificates=trusted_certificates, require=require_signature)
             unsigned = signature is None
         if 'format' in checks:
-            _format.require_oslo_utils()
+            inspect.require_oslo_utils()
             if allowed_formats and exp.disk_format:
-                _format.check_limits(exp.disk_format, None, what, allowed_formats=allowed_formats)
+                inspect.check_limits(exp.disk_format, None, what, allowed_formats=allowed_formats)
         return cls(what, exp, checks, signature=signature, unsigned=unsigned, trusted=bool(trusted_certificates),
                    allowed_formats=allowed_formats, max_virtual_size=max_virtual_size)
 
@@ -179,7 +176,7 @@ class Verification(object):
             algos.add(self.signature.digest_algo)
         inspection = None
         if 'format' in self.checks:
-            inspection = _format.Inspection(what or self.what, self.exp.disk_format)
+            inspection = inspect.Inspection(what or self.what, self.exp.disk_format)
         return ReadPass(algos, inspection)
 
     def compare_checksums(self, rpass, what=None):
@@ -229,7 +226,7 @@ class Verification(object):
             result['signature'] = verified
 
         def disk_format():
-            found = _format.evaluate(rpass.inspection, path, allowed_formats=self.allowed_formats,
+            found = inspect.evaluate(rpass.inspection, path, allowed_formats=self.allowed_formats,
                                      max_virtual_size=self.max_virtual_size, qemu_img=qemu_img)
             result['format'] = found
             result['detected_format'] = found['detected_format']
@@ -240,56 +237,10 @@ class Verification(object):
         if self.signature is not None:
             attempt('signature', signature)
         elif self.unsigned:
-            result['signature'] = dict(_signature.unsigned_result(), trusted=False)
+            result['signature'] = dict(trust.unsigned_result(), trusted=False)
         if rpass.inspection is not None:
             attempt('format', disk_format)
         if failures:
             raise errors.VerificationError(' '.join(failure['msg'] for failure in failures), failures=failures,
                                            **result)
         return result
-
-
-def open_source(path):
-    """The file or block device at ``path``, opened for reading; and whether
-    it is a block device."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise errors.OsimageError('Cannot verify %s: %s.' % (path, exc.strerror or exc))
-    is_block = stat.S_ISBLK(st.st_mode)
-    if not (stat.S_ISREG(st.st_mode) or is_block):
-        raise errors.OsimageError('Cannot verify %s: it is neither a regular file nor a block device.' % path)
-    try:
-        return open(path, 'rb'), is_block
-    except OSError as exc:
-        raise errors.OsimageError('Cannot read %s: %s.' % (path, exc.strerror or exc))
-
-
-def limited(chunks, limit):
-    """At most ``limit`` bytes of ``chunks``."""
-    left = limit
-    for chunk in chunks:
-        if left <= 0:
-            return
-        if len(chunk) > left:
-            chunk = chunk[:left]
-        left -= len(chunk)
-        yield chunk
-
-
-def read_pass(path, rpass, block_limit=None):
-    """One read of ``path`` that feeds ``rpass`` (every digest and the
-    format inspector, each in its own thread); returns ``rpass``. From a
-    block device at most ``block_limit`` bytes are read (the image on a
-    larger volume)."""
-    fileobj, is_block = open_source(path)
-    with fileobj:
-        chunks = transfer.read_chunks(fileobj)
-        if is_block and block_limit is not None:
-            chunks = limited(chunks, block_limit)
-        try:
-            transfer.pump(chunks, rpass.consumers())
-        except OSError as exc:
-            raise errors.OsimageError('Cannot read %s after %d bytes: %s.' % (path, rpass.size, exc.strerror or exc))
-    rpass.finish()
-    return rpass

@@ -331,10 +331,10 @@ import stat
 import time
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _format
-from ansible_collections.osimage.glance.plugins.module_utils import _qemu as qemu_img
-from ansible_collections.osimage.glance.plugins.module_utils import _stale
-from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect as formats
+from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu as qemu_img
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
+from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 
 OUTPUT_FORMATS = ('raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi')
@@ -459,12 +459,12 @@ def limits_from(params, virtual_size):
 # -- the safety gate ------------------------------------------------------
 def inspect(path, declared, what, option='format'):
     """Run the format inspector over ``path`` (only as far as it needs to
-    decide) and return the ``_format.Inspection``; ``option`` declared the
+    decide) and return the ``formats.Inspection``; ``option`` declared the
     format (named in messages)."""
-    inspection = _format.Inspection(what, declared, option)
+    inspection = formats.Inspection(what, declared, option)
     try:
         with open(path, 'rb') as fileobj:
-            wrapper = inspection.wrap(transfer.read_chunks(fileobj, INSPECT_CHUNK))
+            wrapper = inspection.wrap(stream.read_chunks(fileobj, INSPECT_CHUNK))
             for _chunk in wrapper:
                 if wrapper.formats is not None:
                     break
@@ -474,9 +474,9 @@ def inspect(path, declared, what, option='format'):
 
 
 def safe_source(path, declared, what, option='format'):
-    """The gate: the checks image_verify makes (``_format.evaluate``), before
-    qemu-img sees the file. Returns ``_format.evaluate``'s dict."""
-    return _format.evaluate(inspect(path, declared, what, option), path)
+    """The gate: the checks image_verify makes (``formats.evaluate``), before
+    qemu-img sees the file. Returns ``formats.evaluate``'s dict."""
+    return formats.evaluate(inspect(path, declared, what, option), path)
 
 
 def safe_encrypted(path, declared, what, qemu):
@@ -485,7 +485,7 @@ def safe_encrypted(path, declared, what, qemu):
     inspection = inspect(path, declared, what)
     detected = inspection.detected()
     inspection.safety_check()
-    _format.check_declared(detected, declared, what, 'format')
+    formats.check_declared(detected, declared, what, 'format')
     info = qemu.info(path, qemu_img.to_qemu(detected), what)
     if info.backing_file or info.data_file:
         raise errors.FormatError('%s refers to another file (%s).' % (what, info.backing_file or info.data_file))
@@ -495,17 +495,7 @@ def safe_encrypted(path, declared, what, qemu):
 # -- dest -----------------------------------------------------------------
 def dest_type(dest):
     """'absent', 'file' or 'block'; anything else is refused."""
-    try:
-        st = os.stat(dest)
-    except FileNotFoundError:
-        return 'absent'
-    if stat.S_ISREG(st.st_mode):
-        return 'file'
-    if stat.S_ISBLK(st.st_mode):
-        return 'block'
-    raise errors.DestinationError(
-        'dest %s exists and is neither a regular file nor a block device. Give the path of a file to create or '
-        'replace, or of a block device.' % dest)
+    return targets.dest_kind(dest)
 
 
 def check_parent(dest):
@@ -521,7 +511,7 @@ def dest_size(dest, kind):
     if kind == 'file':
         return os.stat(dest).st_blocks * 512
     if kind == 'block':
-        return qemu_img.device_size(dest)
+        return targets.seek_size(dest)
     return None
 
 
@@ -672,7 +662,7 @@ def check_space(ctx):
     need = needed_bytes(ctx)
     what = 'Converting %s to %s' % (ctx.src, ctx.output.describe())
     if ctx.kind == 'block':
-        size = qemu_img.device_size(ctx.dest)
+        size = targets.seek_size(ctx.dest)
         if ctx.output.qemu_format == 'raw':
             need = ctx.virtual_size
             text = 'the image\'s virtual size is %d bytes (%s)' % (need, _human(need))
@@ -685,7 +675,7 @@ def check_space(ctx):
                 needed_bytes=need, device_bytes=size)
         return need
     # An existing dest stays until the rename, so the whole output must fit beside it.
-    transfer.check_free_space(os.path.dirname(ctx.dest), need, what)
+    targets.check_free_space(os.path.dirname(ctx.dest), need, what)
     return need
 
 
@@ -726,12 +716,12 @@ def convert(ctx):
     what = 'Converting %s to %s (%s)' % (ctx.src, ctx.dest, ctx.output.describe())
     start = time.monotonic()
     if ctx.kind == 'block':
-        cache = 'none' if qemu_img.supports_direct_io(ctx.dest) else None
-        with transfer.terminate_as_interrupt():
+        cache = 'none' if targets.supports_direct_io(ctx.dest) else None
+        with stream.terminate_as_interrupt():
             run_convert(ctx, convert_command(ctx, ctx.dest, cache=cache), what)
         return time.monotonic() - start
     try:
-        with transfer.terminate_as_interrupt(), qemu_img.OutputFile(ctx.dest) as target:
+        with stream.terminate_as_interrupt(), targets.OutputFile(ctx.dest) as target:
             run_convert(ctx, convert_command(ctx, target.path), what)
             target.commit(rename=ctx.rename)
     except errors.DestinationError as exc:
@@ -783,7 +773,7 @@ def ensure_converted(module, qemu, output, secret=None):
     check_src(ctx.src, ctx.dest)
     check_parent(ctx.dest)
     # A run killed with SIGKILL could not remove its temporary file beside dest.
-    stale = _stale.remove_stale(ctx.dest, check_mode=module.check_mode)
+    stale = targets.remove_stale(ctx.dest, check_mode=module.check_mode)
     ctx.kind = dest_type(ctx.dest)
 
     source = safe_source(ctx.src, module.params['src_format'], 'src %s' % ctx.src, 'src_format')
@@ -806,7 +796,7 @@ def ensure_converted(module, qemu, output, secret=None):
         check_space(ctx)
         if not module.check_mode:
             seconds = convert(ctx)
-            result['timing'] = transfer.transfer_stats(ctx.virtual_size, seconds)
+            result['timing'] = stream.transfer_stats(ctx.virtual_size, seconds)
     kind_now = dest_type(ctx.dest)
     result['dest_size'] = dest_size(ctx.dest, kind_now)
     if kind_now == 'file':

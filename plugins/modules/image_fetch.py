@@ -462,18 +462,15 @@ transfer:
 '''
 
 import os
-import stat
 
-from ansible_collections.osimage.glance.plugins.module_utils import _decompress
+from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
+from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _format
-from ansible_collections.osimage.glance.plugins.module_utils import _stale
-from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
-from ansible_collections.osimage.glance.plugins.module_utils import _volume
 from ansible_collections.osimage.glance.plugins.module_utils._openstack.session import stream_read_errors
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 from ansible_collections.osimage.glance.plugins.module_utils._verify import (
-    Expectations, Verification, certificate_store, read_pass)
+    Expectations, Verification, certificate_store)
 
 # The file options (ansible.builtin.files) that make no sense for a block device.
 FILE_ATTRIBUTES = ('mode', 'owner', 'group', 'seuser', 'serole', 'selevel', 'setype', 'attributes')
@@ -498,7 +495,7 @@ def image_facts(image, dest, dest_type):
 
 def destination_type(dest):
     """``block_device`` for an existing block device, else ``file``."""
-    return 'block_device' if _volume.is_block_device(dest) else 'file'
+    return 'block_device' if targets.is_block_device(dest) else 'file'
 
 
 def check_request(params, image, dest_type):
@@ -553,7 +550,7 @@ def prepare_verification(params, api, image):
         checks.append('format')
         if params['max_virtual_size'] is not None and image.get('virtual_size'):
             # Glance measured it on upload; the data is measured again after the download.
-            _format.check_limits(image.get('disk_format'), image['virtual_size'], what,
+            inspect.check_limits(image.get('disk_format'), image['virtual_size'], what,
                                  max_virtual_size=params['max_virtual_size'])
     elif params['allowed_formats'] or params['max_virtual_size'] is not None:
         raise errors.InvalidOptionsError(
@@ -577,15 +574,9 @@ def not_verified():
 
 def file_state(dest):
     """A file dest as the diff shows it: absent, or a regular file of some size."""
-    try:
-        st = os.stat(dest)
-    except FileNotFoundError:
+    if targets.dest_kind(dest, allow_block=False) == 'absent':
         return dict(state='absent')
-    if not stat.S_ISREG(st.st_mode):
-        raise errors.DestinationError(
-            'dest %s exists and is neither a regular file nor a block device. Give the path of a file to create '
-            'or replace, or of a block device.' % dest)
-    return dict(state='file', size=st.st_size)
+    return dict(state='file', size=os.stat(dest).st_size)
 
 
 def inspect_dest(dest, image_size, algo, verification=None):
@@ -600,10 +591,10 @@ def inspect_dest(dest, image_size, algo, verification=None):
     rpass = None
     if algo and found['size'] == image_size:
         if verification is not None and verification.checks:
-            rpass = read_pass(dest, verification.start(extra_algos=[algo]))
+            rpass = stream.read_pass(dest, verification.start(extra_algos=[algo]))
             found[algo] = rpass.hexdigests()[algo]
         else:
-            found[algo] = transfer.hash_file(dest, [algo])[1][algo]
+            found[algo] = stream.hash_file(dest, [algo])[1][algo]
     return found, rpass
 
 
@@ -621,7 +612,7 @@ def verify_existing(verification, rpass, dest, image, qemu_img=None):
 
 class Fetch(object):
     """One image's data, its expected digest and its checks, and the read
-    pass that brings it from Glance into a target (see ``_volume``)."""
+    pass that brings it from Glance into a target (see ``_disk.targets``)."""
 
     def __init__(self, module, api, image, algo, expected, verification):
         self.module = module
@@ -637,28 +628,28 @@ class Fetch(object):
         """Stream the image's data into ``target`` while ``rpass`` hashes,
         checks the signature's digest and inspects the format as it goes;
         returns the transfer statistics."""
-        deadline = transfer.Deadline(self.module.params['timeout'], self.what)
+        deadline = stream.Deadline(self.module.params['timeout'], self.what)
         broken_stream = stream_read_errors()
         response = self.api.open_image_data(self.image, self.what)
         try:
-            chunks = deadline.guard(response.iter_content(transfer.CHUNK_SIZE))
+            chunks = deadline.guard(response.iter_content(stream.CHUNK_SIZE))
             if gunzip is None:
                 consumers = rpass.consumers()
             else:
                 # Glance hashes and signs the compressed bytes; the inspector
                 # (a fresh consumer of its own) and dest see them decompressed.
-                chunks = gunzip.chunks(transfer.tee(chunks, rpass.digests.consumers()))
+                chunks = gunzip.chunks(stream.tee(chunks, rpass.digests.consumers()))
                 consumers = [rpass.inspection.consumer()] if rpass.inspection is not None else []
             if head is not None:
                 chunks = head.chunks(chunks)
-            transfer.pump(chunks, consumers + [target.write])
+            stream.pump(chunks, consumers + [target.write])
         except broken_stream as exc:  # pylint: disable=catching-non-exception  # a tuple of the SDK's classes
             raise errors.TransferError('%s from %s broke off after %d bytes: %s.'
                                        % (self.what, self.api.endpoint, rpass.size, exc))
         finally:
             response.close()
         rpass.finish()
-        return transfer.transfer_stats(rpass.size, deadline.elapsed())
+        return stream.transfer_stats(rpass.size, deadline.elapsed())
 
     def check_received(self, rpass):
         size = self.image.get('size')
@@ -682,7 +673,7 @@ class Fetch(object):
         verified (None when nothing holds the data to check: check mode)."""
         rpass = self.verification.start(extra_algos=[self.algo] if self.algo else [])
         try:
-            with transfer.terminate_as_interrupt():
+            with stream.terminate_as_interrupt():
                 stats = self.stream(rpass, target, gunzip=gunzip, head=head)
                 self.check_received(rpass)
                 if gunzip is not None:
@@ -693,7 +684,7 @@ class Fetch(object):
                     # qemu-img reads the complete data where it now is: the
                     # temporary file, the device, or dest when it was equal.
                     target.flush()
-                    qemu_img = _volume.ExtentQemuImg(extent()) if extent is not None else None
+                    qemu_img = inspect.ExtentQemuImg(extent()) if extent is not None else None
                     try:
                         found = verified(self.verification.evaluate(rpass, target.check_path, qemu_img=qemu_img))
                     except errors.VerificationError as exc:
@@ -729,8 +720,8 @@ def ensure_file(job, result):
         return False, diff
     if not module.check_mode:
         # An existing dest stays until the rename, so the full size must fit.
-        transfer.check_free_space(parent, image.get('size'), job.what)
-        target = _volume.FileTarget(dest, module.atomic_move, preallocate=image.get('size'))
+        targets.check_free_space(parent, image.get('size'), job.what)
+        target = targets.FileTarget(dest, module.atomic_move, preallocate=image.get('size'))
         result['transfer'], found = job.run(target)
         result.update(found)
     return True, diff
@@ -742,7 +733,7 @@ def ensure_on_device(job, result):
     module, image, dest = job.module, job.image, job.dest
     algo, expected = job.algo, job.expected
     size = image.get('size')
-    device_size = _volume.check_fits(dest, size, 'Writing image %s to %s' % (image['id'], dest))
+    device_size = targets.check_fits(dest, size, 'Writing image %s to %s' % (image['id'], dest))
     before = dict(state='block_device', device_size=device_size)
     after = dict(state='block_device', device_size=device_size, size=size)
     if algo:
@@ -750,16 +741,16 @@ def ensure_on_device(job, result):
     diff = dict(before=before, after=after)
     if algo and size is not None and not module.params['force']:
         # The format check is always on for a device, so the hashing read verifies too.
-        rpass = _volume.read_prefix(dest, job.verification.start(extra_algos=[algo]), size)
+        rpass = stream.read_prefix(dest, job.verification.start(extra_algos=[algo]), size)
         before.update(size=size)
         before[algo] = rpass.hexdigests()[algo]
         if before[algo] == expected:
             result.update(verify_existing(job.verification, rpass, dest, image,
-                                          qemu_img=_volume.ExtentQemuImg(size)))
+                                          qemu_img=inspect.ExtentQemuImg(size)))
             return False, diff
     if not module.check_mode:
-        target = _volume.DeviceTarget(dest, device_size)
-        result['transfer'], found = job.run(target, head=_volume.HeadCheck('image %s' % image['id'], dest), extent=lambda: size)
+        target = targets.DeviceTarget(dest, device_size)
+        result['transfer'], found = job.run(target, head=inspect.HeadCheck('image %s' % image['id'], dest), extent=lambda: size)
         result.update(found)
     return True, diff
 
@@ -772,15 +763,15 @@ def ensure_decompressed(job, result, dest_type):
     module, image, dest = job.module, job.image, job.dest
     params = module.params
     on_device = dest_type == 'block_device'
-    gunzip = _decompress.Gunzip(job.what)
+    gunzip = stream.Gunzip(job.what)
     head = extent = None
     if on_device:
-        device_size = _volume.device_size(dest)
+        device_size = targets.device_size(dest)
         before = dict(state='block_device', device_size=device_size)
 
         def open_target(offset):
-            return _volume.DeviceTarget(dest, device_size, start=offset)
-        head = _volume.HeadCheck('image %s' % image['id'], dest)
+            return targets.DeviceTarget(dest, device_size, start=offset)
+        head = inspect.HeadCheck('image %s' % image['id'], dest)
 
         def extent():
             return gunzip.size
@@ -789,17 +780,17 @@ def ensure_decompressed(job, result, dest_type):
         before = file_state(dest)
 
         def open_target(offset):
-            return _volume.FileTarget(dest, module.atomic_move, copy_prefix=offset)
+            return targets.FileTarget(dest, module.atomic_move, copy_prefix=offset)
         if not module.check_mode:
             # The compressed size is the least the decompressed data needs.
-            transfer.check_free_space(parent, image.get('size'), job.what)
+            targets.check_free_space(parent, image.get('size'), job.what)
     diff = dict(before=before, after=dict(before, state=dest_type))
     if params['force'] and module.check_mode:
         return True, diff
     if params['force']:
         target = open_target(0)
     else:
-        target = _volume.ComparingTarget(dest, None if module.check_mode else open_target, whole_file=not on_device)
+        target = targets.ComparingTarget(dest, None if module.check_mode else open_target, whole_file=not on_device)
     result['transfer'], found = job.run(target, gunzip=gunzip, head=head, extent=extent)
     if found is not None:
         result.update(found)
@@ -818,7 +809,7 @@ def ensure_fetched(module, api):
     params = module.params
     dest = params['dest']
     # A run killed with SIGKILL could not remove its temporary file beside dest.
-    stale = _stale.remove_stale(os.path.abspath(dest), check_mode=module.check_mode)
+    stale = targets.remove_stale(os.path.abspath(dest), check_mode=module.check_mode)
     image = api.find_image(params['image'])
     dest_type = destination_type(dest)
     result = image_facts(image, dest, dest_type)
@@ -827,7 +818,7 @@ def ensure_fetched(module, api):
         raise errors.ImageStateError(
             'Image %s (%s) is %s, not active: it has no data to fetch yet.'
             % (image['id'], image.get('name'), image.get('status')), status=image.get('status'))
-    algo, expected = transfer.expected_digest(image)
+    algo, expected = stream.expected_digest(image)
     if algo is None and not params['allow_unverified']:
         raise errors.IntegrityError(
             'Image %s (%s) has neither a multihash (os_hash_value) nor a checksum in Glance, so its '

@@ -348,9 +348,9 @@ import socket
 import time
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
+from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
 from ansible_collections.osimage.glance.plugins.module_utils import _upload as upload
-from ansible_collections.osimage.glance.plugins.module_utils import _signing as signing_lib
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 
 ALGO = upload.DEFAULT_HASH_ALGO
@@ -386,14 +386,7 @@ def glance_call(action, func, *args, **kwargs):
 
 def _head(path, limit):
     """The first ``limit`` bytes of a file, in chunks."""
-    left = limit
-    with open(path, 'rb') as fileobj:
-        while left > 0:
-            chunk = fileobj.read(min(transfer.CHUNK_SIZE, left))
-            if not chunk:
-                return
-            left -= len(chunk)
-            yield chunk
+    return stream.read_file(path, limit)
 
 
 def detect_format(path, size, schema):
@@ -401,7 +394,7 @@ def detect_format(path, size, schema):
     verdict on its head, in Glance's name (a GPT disk is raw), which must be
     one this Glance accepts. ``inspect_format`` then cross-checks it as it
     does a declared one."""
-    from ansible_collections.osimage.glance.plugins.module_utils import _format as formats
+    from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect as formats
     inspection = formats.Inspection('filename %s' % path)
     for dummy in inspection.wrap(_head(path, min(size, INSPECT_BYTES))):
         pass
@@ -417,17 +410,17 @@ def detect_format(path, size, schema):
 
 def formats_name(detected):
     """The Glance disk_format of a format the inspector detected."""
-    from ansible_collections.osimage.glance.plugins.module_utils import _format as formats
+    from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect as formats
     return formats.effective_format(detected, None)
 
 
 def inspect_format(path, disk_format, size):
-    """The one call site of the format inspector (osimage.glance's _format):
+    """The one call site of the format inspector (osimage.glance's _disk.inspect):
     the declared disk_format must be what the content is, and the content must
     pass the format's safety checks. Looks at the head of the file."""
     # Imported here so that the rest of the module works where the format
     # inspector's library (oslo.utils) is missing until it is needed.
-    from ansible_collections.osimage.glance.plugins.module_utils import _format as formats
+    from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect as formats
     what = 'filename %s' % path
     inspection = formats.Inspection(what, declared=disk_format)
     limit = size if disk_format == 'vmdk' else min(size, INSPECT_BYTES)
@@ -454,7 +447,7 @@ class Uploader(object):
         self.watch = upload.ClaimWatch(self.run_id, self.params['stale_after'] or 0, clock=self.clock,
                                        wall=self.wall)
         self.keeper = None
-        self.deadline = transfer.Deadline(self.params['timeout'], 'Uploading image %s' % self.params['name'],
+        self.deadline = stream.Deadline(self.params['timeout'], 'Uploading image %s' % self.params['name'],
                                           clock=self.clock)
         self.schema = None
         self.core = None
@@ -523,7 +516,7 @@ class Uploader(object):
         if self.cached_digests():
             return
         path = self.params['filename']
-        size, digests = transfer.hash_file(path, self.algos())
+        size, digests = stream.hash_file(path, self.algos())
         if size != self.st.st_size:
             raise errors.DestinationError('filename %s changed size while it was read (%d, now %d bytes). Run '
                                           'again when it is complete.' % (path, self.st.st_size, size))
@@ -747,7 +740,7 @@ class Uploader(object):
         if params['import_method'] == 'glance-direct':
             action = 'Importing image %s (glance-direct)' % image['id']
             glance_call(action, self.api.import_image, image['id'], self.import_body('glance-direct'), action)
-        self.transfer = transfer.transfer_stats(body.sent, sent)
+        self.transfer = stream.transfer_stats(body.sent, sent)
         waited = time.monotonic()
         image = self.wait(self.get_image(image['id']), import_stores=params['import_method'] != 'direct',
                           stores=self.wanted_stores() if params['import_method'] != 'direct' else None)
@@ -787,13 +780,13 @@ class Uploader(object):
             return
         if not spec.get('certificate_id') and not spec.get('certificate'):
             raise errors.SignatureError('signing needs certificate_id (a Barbican secret) or certificate (a PEM file).')
-        key = signing_lib.load_private_key(spec['private_key'], spec.get('passphrase'))
-        key_type = signing_lib.key_type_name(key, spec.get('key_type'))
-        self.signer = signing_lib.Signer(key, key_type, spec['hash_method'])
+        key = trust.load_private_key(spec['private_key'], spec.get('passphrase'))
+        key_type = trust.key_type_name(key, spec.get('key_type'))
+        self.signer = trust.Signer(key, key_type, spec['hash_method'])
         if spec.get('certificate'):
-            pem, cert = signing_lib.load_certificate(spec['certificate'])
-            signing_lib.check_key_matches(key, cert, spec['certificate'])
-            name = 'osimage-signing-cert-%s' % signing_lib.certificate_fingerprint(cert)[:32]
+            pem, cert = trust.load_signing_certificate(spec['certificate'])
+            trust.check_key_matches(key, cert, spec['certificate'])
+            name = 'osimage-signing-cert-%s' % trust.certificate_fingerprint(cert)[:32]
             dummy, self.certificate_id = upload.ensure_certificate(self.api.barbican, name, pem, self.check_mode)
         else:
             self.certificate_id = spec['certificate_id']
@@ -851,7 +844,7 @@ class Uploader(object):
         self.load_schema()
         self.validate()
         self.prepare_signing()
-        with transfer.terminate_as_interrupt():
+        with stream.terminate_as_interrupt():
             if self.params['import_method'] == 'copy-image':
                 return self.ensure_copied()
             return self.present(recheck=True)
@@ -1125,8 +1118,8 @@ def main():
                 passphrase=dict(type='str', no_log=True),
                 certificate_id=dict(type='str'),
                 certificate=dict(type='path'),
-                hash_method=dict(type='str', default='SHA-256', choices=list(signing_lib.HASH_METHODS)),
-                key_type=dict(type='str', choices=list(signing_lib.KEY_TYPES)),
+                hash_method=dict(type='str', default='SHA-256', choices=list(trust.HASH_METHODS)),
+                key_type=dict(type='str', choices=list(trust.SIGNING_KEY_TYPES)),
             ), mutually_exclusive=[['certificate_id', 'certificate']]),
             timeout=dict(type='int', default=3600),
             stale_after=dict(type='int', default=300),

@@ -19,9 +19,10 @@ description:
     Glance's C(size).
   - V(signature) - a Glance image signature (the properties C(img_signature), C(img_signature_hash_method),
     C(img_signature_key_type) and C(img_signature_certificate_uuid)) must verify against the data, as nova and
-    cinder verify it. Key types C(RSA-PSS), C(ECC_SECP384R1), C(ECC_SECP521R1) and C(DSA); hash methods
-    C(SHA-224), C(SHA-256), C(SHA-384) and C(SHA-512). The signing certificate is fetched from Barbican with the
-    same credentials, or read from I(certificate_path). An image with none of the four properties is unsigned;
+    cinder verify it. Key types C(RSA-PSS), C(ECC_SECP384R1), C(ECC_SECP521R1), C(ECC_SECT409K1),
+    C(ECC_SECT409R1), C(ECC_SECT571K1), C(ECC_SECT571R1) and C(DSA) (those cursive verifies, and so those
+    osimage.glance.image_upload signs with); hash methods C(SHA-224), C(SHA-256), C(SHA-384) and C(SHA-512).
+    The signing certificate is fetched from Barbican with the same credentials, or read from I(certificate_path). An image with none of the four properties is unsigned;
     one with only some of them is refused as incomplete.
   - V(format) - the content is inspected with oslo.utils' format inspector, which must recognise one format and
     pass its safety checks (no qcow2 backing file, external data file or unknown features; vmdk only as a single
@@ -95,7 +96,7 @@ options:
     description:
       - Key type of I(img_signature).
     type: str
-    choices: [RSA-PSS, ECC_SECP384R1, ECC_SECP521R1, DSA]
+    choices: [RSA-PSS, ECC_SECP384R1, ECC_SECP521R1, ECC_SECT409K1, ECC_SECT409R1, ECC_SECT571K1, ECC_SECT571R1, DSA]
   img_signature_certificate_uuid:
     description:
       - Barbican secret id of the signing certificate, when I(image) is not given and I(certificate_path) is not
@@ -309,15 +310,15 @@ failures:
 '''
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _signature
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
+from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 from ansible_collections.osimage.glance.plugins.module_utils._verify import (
-    CHECK_ORDER, Expectations, Verification, certificate_store, limited, read_pass)
+    CHECK_ORDER, Expectations, Verification, certificate_store)
 
-EXPLICIT_OPTIONS = ('checksum', 'hash_algo', 'hash_value', 'disk_format') + _signature.SIGNATURE_PROPERTIES
+EXPLICIT_OPTIONS = ('checksum', 'hash_algo', 'hash_value', 'disk_format') + trust.SIGNATURE_PROPERTIES
 # Glance image states whose data (and digests) exist.
 STATES_WITH_DATA = ('active', 'deactivated')
-__all__ = ['limited', 'main']
 
 
 def signature_required(params):
@@ -367,7 +368,7 @@ def verify(module, api):
         what, exp, checks, certificate_store(api), certificate_path=params['certificate_path'],
         trusted_certificates=params['trusted_certificates'], require_signature=signature_required(params),
         allowed_formats=params['allowed_formats'], max_virtual_size=params['max_virtual_size'])
-    rpass = read_pass(path, verification.start(), block_limit=exp.size)
+    rpass = stream.read_pass(path, verification.start(), block_limit=exp.size)
 
     # No "path" key: Ansible would overwrite "size" with the file's stat (0 for a device).
     result = dict(changed=False, size=rpass.size, digests=rpass.hexdigests(), image=exp.describe_image())
@@ -389,9 +390,8 @@ def main():
             hash_value=dict(type='str'),
             disk_format=dict(type='str'),
             img_signature=dict(type='str'),
-            img_signature_hash_method=dict(type='str', choices=sorted(_signature.HASH_METHOD_ALGOS)),
-            img_signature_key_type=dict(type='str', no_log=False,
-                                        choices=['RSA-PSS', 'ECC_SECP384R1', 'ECC_SECP521R1', 'DSA']),
+            img_signature_hash_method=dict(type='str', choices=sorted(trust.HASH_METHOD_ALGOS)),
+            img_signature_key_type=dict(type='str', no_log=False, choices=list(trust.KEY_TYPES)),
             img_signature_certificate_uuid=dict(type='str'),
             certificate_path=dict(type='path'),
             checks=dict(type='list', elements='str', choices=list(CHECK_ORDER)),

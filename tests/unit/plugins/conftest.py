@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _process
+from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
 
 HASHES = {'SHA-224': hashes.SHA224, 'SHA-256': hashes.SHA256, 'SHA-384': hashes.SHA384, 'SHA-512': hashes.SHA512}
@@ -40,13 +40,13 @@ HASHES = {'SHA-224': hashes.SHA224, 'SHA-256': hashes.SHA256, 'SHA-384': hashes.
 @pytest.fixture(autouse=True)
 def process_module():
     """Children start only through an AnsibleModule's run_command (see
-    ``_process``): a real one, without options, for the tests that run
+    ``_disk.qemu``): a real one, without options, for the tests that run
     qemu-img below a module; a module under test binds its own."""
     with patch_module_args({}):
         module = AnsibleModule(argument_spec={})
-    _process.bind(module)
+    qemu.bind(module)
     yield module
-    _process.bind(None)
+    qemu.bind(None)
 
 
 def _name(common_name):

@@ -12,15 +12,17 @@ and how the results become one failure."""
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import subprocess
 
 import pytest
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _format
-from ansible_collections.osimage.glance.plugins.module_utils import _signature
-from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
+from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
+from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
 from ansible_collections.osimage.glance.plugins.module_utils import _verify
 
 pytestmark = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='needs qemu-img (qemu-utils)')
@@ -40,12 +42,12 @@ def expectations(data, disk_format='qcow2', **props):
     exp.digests = {'sha512': hashlib.sha512(data).hexdigest(), 'md5': hashlib.md5(data).hexdigest()}
     exp.size = len(data)
     exp.disk_format = disk_format
-    exp.signature_props = dict((name, props.get(name)) for name in _signature.SIGNATURE_PROPERTIES)
+    exp.signature_props = dict((name, props.get(name)) for name in trust.SIGNATURE_PROPERTIES)
     return exp
 
 
 def store_with(pem):
-    return _signature.CertificateStore(fetch_secret={CERT_UUID: pem}.__getitem__)
+    return trust.CertificateStore(fetch_secret={CERT_UUID: pem}.__getitem__)
 
 
 def test_one_pass_feeds_every_check_and_each_runs_in_its_own_consumer(qcow2, rsa_signer):
@@ -55,7 +57,7 @@ def test_one_pass_feeds_every_check_and_each_runs_in_its_own_consumer(qcow2, rsa
     rpass = verification.start(extra_algos=['sha256'])
     # size count + md5 + sha256 + sha384 + sha512 + the inspector
     assert len(rpass.consumers()) == 6
-    _verify.read_pass(str(qcow2), rpass)
+    stream.read_pass(str(qcow2), rpass)
     result = verification.evaluate(rpass, str(qcow2))
     assert result['checks'] == ['checksum', 'signature', 'format']
     assert sorted(result['verified_digests']) == ['md5', 'sha512']
@@ -68,7 +70,7 @@ def test_every_failed_check_is_one_sentence_and_one_entry(qcow2, rsa_signer):
     data = qcow2.read_bytes()
     exp = expectations(data + b'x', disk_format='raw', **rsa_signer.properties(b'other', CERT_UUID))
     verification = _verify.Verification.prepare('disk', exp, list(_verify.CHECK_ORDER), store_with(rsa_signer.pem))
-    rpass = _verify.read_pass(str(qcow2), verification.start())
+    rpass = stream.read_pass(str(qcow2), verification.start())
     with pytest.raises(errors.VerificationError) as failed:
         verification.evaluate(rpass, str(qcow2))
     checks = [failure['check'] for failure in failed.value.details['failures']]
@@ -98,7 +100,7 @@ def test_unsigned_image_passes_when_no_signature_is_required(qcow2):
     data = qcow2.read_bytes()
     verification = _verify.Verification.prepare('disk', expectations(data), ['signature'], _verify.certificate_store(None))
     assert not verification.signed
-    rpass = _verify.read_pass(str(qcow2), verification.start())
+    rpass = stream.read_pass(str(qcow2), verification.start())
     assert rpass.consumers() and rpass.inspection is None
     unsigned = {'signed': False, 'verified': False, 'trusted': False}
     assert verification.evaluate(rpass, str(qcow2))['signature'] == unsigned
@@ -127,10 +129,10 @@ def test_the_inspector_as_a_consumer_decides_like_the_stream_wrapper(qcow2, tmp_
                    check=True)
     data = backed.read_bytes()
     chunks = [data[offset:offset + chunk_size] for offset in range(0, len(data), chunk_size)]
-    pushed = _format.Inspection('pushed', 'qcow2')
-    transfer.pump(iter(chunks), [pushed.consumer()])
+    pushed = inspect.Inspection('pushed', 'qcow2')
+    stream.pump(iter(chunks), [pushed.consumer()])
     pushed.finish()
-    pulled = _format.Inspection('pulled', 'qcow2')
+    pulled = inspect.Inspection('pulled', 'qcow2')
     for dummy in pulled.wrap(iter(chunks)):
         pass
     assert pushed.detected() == pulled.detected() == 'qcow2'
@@ -139,7 +141,7 @@ def test_the_inspector_as_a_consumer_decides_like_the_stream_wrapper(qcow2, tmp_
 
 
 def test_an_inspector_fed_nothing_cannot_decide():
-    inspection = _format.Inspection('empty')
+    inspection = inspect.Inspection('empty')
     inspection.consumer()
     inspection.finish()
     assert inspection.detected() == 'raw'
@@ -148,19 +150,19 @@ def test_an_inspector_fed_nothing_cannot_decide():
 def test_read_pass_names_what_it_cannot_read(tmp_path):
     rpass = _verify.ReadPass([], None)
     with pytest.raises(errors.OsimageError, match='Cannot verify .*: No such file or directory.'):
-        _verify.read_pass(str(tmp_path / 'nope'), rpass)
+        stream.read_pass(str(tmp_path / 'nope'), rpass)
     with pytest.raises(errors.OsimageError, match='neither a regular file nor a block device'):
-        _verify.read_pass(str(tmp_path), rpass)
+        stream.read_pass(str(tmp_path), rpass)
 
 
-def test_limited_stops_at_the_limit():
-    assert b''.join(_verify.limited(iter([b'a' * 10, b'b' * 10, b'c' * 10]), 15)) == b'a' * 10 + b'b' * 5
-    assert list(_verify.limited(iter([b'a']), 0)) == []
+def test_the_reader_stops_at_the_limit():
+    assert b''.join(stream.read_chunks(io.BytesIO(b'a' * 10 + b'b' * 10 + b'c' * 10), 10, 15)) == b'a' * 10 + b'b' * 5
+    assert list(stream.read_chunks(io.BytesIO(b'a'), 10, 0)) == []
 
 
 def test_atomic_file_flush_makes_the_data_readable_before_commit(tmp_path):
     dest = tmp_path / 'dest'
-    with transfer.AtomicFile(str(dest)) as target:
+    with targets.AtomicFile(str(dest)) as target:
         target.preallocate(1024 * 1024)
         target.write(b'hello')
         target.flush()

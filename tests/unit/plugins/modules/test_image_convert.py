@@ -7,7 +7,7 @@
 
 """image_convert with real qemu-img on small images; faults (no space, a
 limit hit, a missing qemu-img) are injected at the process boundary
-(``_process.run``, through which every child starts).
+(``qemu.run``, through which every child starts).
 What ends up on disk, what is reported, what qemu-img was asked, and what
 is left behind on failure."""
 
@@ -24,16 +24,15 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.osimage.glance.plugins.module_utils import _process
-from ansible_collections.osimage.glance.plugins.module_utils import _qemu
-from ansible_collections.osimage.glance.plugins.module_utils import _stale
+from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
+from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
 from ansible_collections.osimage.glance.plugins.modules import image_convert
 
 pytestmark = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='needs qemu-img (qemu-utils)')
 
 MiB = 1024 * 1024
 REAL_RUN = subprocess.run
-REAL_PROCESS_RUN = _process.run
+REAL_PROCESS_RUN = qemu.run
 
 
 def qemu_img(*args):
@@ -69,11 +68,11 @@ class Subprocesses(object):
 
 @pytest.fixture
 def procs(monkeypatch):
-    _qemu.QemuImg._found.clear()
+    qemu.QemuImg._found.clear()
     recorder = Subprocesses()
-    monkeypatch.setattr(_process, 'run', recorder)
+    monkeypatch.setattr(qemu, 'run', recorder)
     yield recorder
-    _qemu.QemuImg._found.clear()
+    qemu.QemuImg._found.clear()
 
 
 @pytest.fixture
@@ -297,14 +296,14 @@ def test_temp_files_of_dead_runs_are_removed_and_reported(procs, qcow2, tmp_path
     """A killed run's temporary file (its pid gone) goes; a live run's, another
     host's and a foreign file beside dest stay."""
     dest = tmp_path / 'dest.raw'
-    me = _stale.this_process()
+    me = targets.this_process()
     child = subprocess.Popen([sys.executable, '-c', 'pass'])
     child.wait()
-    dead = _stale.Owner(me.host, me.boot, me.pidns, child.pid, 1)
-    parent = _stale.Owner(me.host, me.boot, me.pidns, os.getppid(), _stale.start_time(os.getppid()))
-    stale = tmp_path / _stale.temp_name(str(dest), dead)
-    keep = [tmp_path / _stale.temp_name(str(dest), parent),
-            tmp_path / _stale.temp_name(str(dest), _stale.Owner('elsewhere', me.boot, me.pidns, child.pid, 1)),
+    dead = targets.Owner(me.host, me.boot, me.pidns, child.pid, 1)
+    parent = targets.Owner(me.host, me.boot, me.pidns, os.getppid(), targets.start_time(os.getppid()))
+    stale = tmp_path / targets.temp_name(str(dest), dead)
+    keep = [tmp_path / targets.temp_name(str(dest), parent),
+            tmp_path / targets.temp_name(str(dest), targets.Owner('elsewhere', me.boot, me.pidns, child.pid, 1)),
             tmp_path / '.dest.raw.a1b2c3.part']
     for path in [stale] + keep:
         path.write_bytes(b'half')
@@ -339,22 +338,22 @@ def test_cpu_limit_hit_is_reported_and_leaves_nothing(procs, qcow2, tmp_path, ca
 
 
 def test_limits_reach_qemu_img(monkeypatch, qcow2, tmp_path, capsys):
-    _qemu.QemuImg._found.clear()
+    qemu.QemuImg._found.clear()
     seen = []
-    real = _qemu.run_process
+    real = qemu.run_process
 
     def recording(argv, limits, env, **kwargs):
         seen.append((argv[1] if len(argv) > 1 else None, limits))
         return real(argv, limits, env, **kwargs)
 
-    monkeypatch.setattr(_qemu, 'run_process', recording)
+    monkeypatch.setattr(qemu, 'run_process', recording)
     run_module(dict(src=str(qcow2), dest=str(tmp_path / 'dest.raw'), format='raw',
                     limits=dict(address_space=1536, timeout=600)), capsys)
     convert_limits = [limits for sub, limits in seen if sub == 'convert'][0]
     assert convert_limits.address_space == 1536 * MiB
     assert convert_limits.cpu_seconds == 120  # automatic: 60 s + 60 s per started GiB
     assert convert_limits.timeout == 600
-    _qemu.QemuImg._found.clear()
+    qemu.QemuImg._found.clear()
 
 
 def test_too_little_free_space_is_refused_before_converting(procs, qcow2, tmp_path, capsys, monkeypatch):
@@ -373,7 +372,7 @@ def test_too_little_free_space_is_refused_before_converting(procs, qcow2, tmp_pa
 
 
 def test_missing_qemu_img_is_one_clear_message(procs, qcow2, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(_qemu.shutil, 'which', lambda name, path=None: None)
+    monkeypatch.setattr(qemu.shutil, 'which', lambda name, path=None: None)
     result = run_module(dict(src=str(qcow2), dest=str(tmp_path / 'dest.raw'), format='raw'), capsys)
     assert result['rc'] == 1
     assert result['msg'].startswith('qemu-img is not installed')

@@ -22,9 +22,10 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.osimage.glance.plugins.module_utils import _format
-from ansible_collections.osimage.glance.plugins.module_utils import _transfer
-from ansible_collections.osimage.glance.plugins.module_utils import _volume
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
+from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
 from ansible_collections.osimage.glance.plugins.modules import image_fetch
 
 DATA = os.urandom(5 * 1024 * 1024 + 3)
@@ -195,12 +196,12 @@ def signed(fake_glance, tmp_path, rsa_signer):
 def qemu_calls(monkeypatch):
     """Every qemu-img run, with what dest and the directory held at the time."""
     calls = []
-    original = _format.QemuImg.run
+    original = qemu.InspectQemuImg.run
 
     def run(self, args, what):
         calls.append(dict(args=list(args), listing=sorted(os.listdir(os.path.dirname(args[-1])))))
         return original(self, args, what)
-    monkeypatch.setattr(_format.QemuImg, 'run', run)
+    monkeypatch.setattr(qemu.InspectQemuImg, 'run', run)
     return calls
 
 
@@ -214,8 +215,8 @@ def write_pem(path, cert):
 def test_signed_image_is_verified_in_the_download_pass_and_reported(signed, workdir, pki, tmp_path, capsys,
                                                                     qemu_calls, monkeypatch):
     pumps = []
-    original = _transfer.pump
-    monkeypatch.setattr(_transfer, 'pump', lambda chunks, consumers, *a: pumps.append(len(consumers))
+    original = stream.pump
+    monkeypatch.setattr(stream, 'pump', lambda chunks, consumers, *a: pumps.append(len(consumers))
                         or original(chunks, consumers, *a))
     dest = workdir / 'signed.qcow2'
     ca = write_pem(tmp_path / 'ca.pem', pki.ca)
@@ -246,7 +247,7 @@ def test_signed_image_is_verified_in_the_download_pass_and_reported(signed, work
 def test_up_to_date_signed_dest_is_verified_in_the_hashing_read(signed, workdir, capsys, monkeypatch, qemu_calls):
     dest = workdir / 'signed.qcow2'
     dest.write_bytes(signed.stream.data)
-    monkeypatch.setattr(_transfer, 'hash_file', pytest.fail)
+    monkeypatch.setattr(stream, 'hash_file', pytest.fail)
     for check_mode in (True, False):
         result = run_module({'image': 'cirros', 'dest': str(dest), '_ansible_check_mode': check_mode}, capsys)
         assert result['rc'] == 0 and result['changed'] is False
@@ -382,7 +383,7 @@ def device(tmp_path, monkeypatch):
     """A file of DEVICE_SIZE bytes of 0xAA that image_fetch takes for a block device."""
     path = tmp_path / 'device'
     path.write_bytes(b'\xaa' * DEVICE_SIZE)
-    monkeypatch.setattr(_volume, 'is_block_device', lambda dest: dest == str(path))
+    monkeypatch.setattr(targets, 'is_block_device', lambda dest: dest == str(path))
     return path
 
 

@@ -86,7 +86,7 @@ def test_noop_rerun_uses_the_digest_cache_instead_of_reading(glance, tmp_path, c
     def no_read(*args, **kwargs):
         raise AssertionError('the file was hashed again')
 
-    monkeypatch.setattr(image_upload.transfer, 'hash_file', no_read)
+    monkeypatch.setattr(image_upload.stream, 'hash_file', no_read)
     assert run_module(base(path), capsys)['changed'] is False
 
 

@@ -11,6 +11,7 @@ Barbican faked at their boundary (GlanceAPI: the shared fake of conftest)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -20,7 +21,8 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
-from ansible_collections.osimage.glance.plugins.module_utils import _transfer
+from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 from ansible_collections.osimage.glance.plugins.modules import image_verify
 
 pytestmark = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='needs qemu-img (qemu-utils)')
@@ -64,8 +66,8 @@ def test_signed_glance_image_passes_every_check_in_one_read(glance, qcow2, rsa_s
     glance.image = glance_image(qcow2, **rsa_signer.properties(data, CERT_UUID, 'SHA-512'))
     glance.secrets[CERT_UUID] = rsa_signer.pem
     reads = []
-    original = _transfer.read_chunks
-    monkeypatch.setattr(_transfer, 'read_chunks', lambda fileobj, *a: reads.append(1) or original(fileobj, *a))
+    original = stream.read_chunks
+    monkeypatch.setattr(stream, 'read_chunks', lambda fileobj, *a: reads.append(1) or original(fileobj, *a))
     result = run_module({'image': 'cirros', 'path': str(qcow2)}, capsys)
     assert result['rc'] == 0 and result['changed'] is False
     assert reads == [1]
@@ -129,7 +131,7 @@ def test_several_failures_are_each_reported(glance, qcow2, rsa_signer, capsys):
 
 def test_partial_signature_metadata_fails_before_reading(glance, qcow2, capsys, monkeypatch):
     glance.image = glance_image(qcow2, img_signature='c2ln', img_signature_hash_method='SHA-256')
-    monkeypatch.setattr(image_verify, 'read_pass', pytest.fail)
+    monkeypatch.setattr(stream, 'read_pass', pytest.fail)
     result = run_module({'image': 'cirros', 'path': str(qcow2)}, capsys)
     assert 'incomplete signature metadata' in result['msg']
 
@@ -189,7 +191,7 @@ def test_image_and_explicit_expectations_are_exclusive(qcow2, capsys, glance):
 
 def test_disallowed_declared_format_fails_before_reading(glance, qcow2, capsys, monkeypatch):
     glance.image = glance_image(qcow2)
-    monkeypatch.setattr(image_verify, 'read_pass', pytest.fail)
+    monkeypatch.setattr(stream, 'read_pass', pytest.fail)
     result = run_module({'image': 'cirros', 'path': str(qcow2), 'allowed_formats': ['raw']}, capsys)
     assert 'the format qcow2 is not in allowed_formats (raw)' in result['msg']
 
@@ -211,7 +213,7 @@ def test_directory_is_refused(tmp_path, capsys, glance):
 
 
 def test_block_device_reads_only_the_image_size(tmp_path):
-    chunks = list(image_verify.limited(iter([b'a' * 10, b'b' * 10, b'c' * 10]), 15))
+    chunks = list(stream.read_chunks(io.BytesIO(b'a' * 10 + b'b' * 10 + b'c' * 10), 10, 15))
     assert b''.join(chunks) == b'a' * 10 + b'b' * 5
 
 

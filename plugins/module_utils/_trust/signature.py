@@ -5,17 +5,31 @@
 # https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
-"""Glance image signatures: the four ``img_signature*`` properties, the
-signing certificate (from Barbican or a local PEM file), trust in that
-certificate, and the verification itself.
+"""Image signatures, the one owner of trust: the table of hash methods and
+key types (``HASH_METHOD_ALGOS``, ``KEY_TYPES``), signing (``Signer``) and
+verifying (``SignatureCheck``), and the one certificate loader
+(``load_certificate``).
 
-What is accepted is what Glance, nova and cinder accept, through cursive:
-the key types RSA-PSS, ECC (SECP384R1, SECP521R1) and DSA, the hash methods
+Verifying: the four ``img_signature*`` properties, the signing certificate
+(from Barbican or a local PEM file), trust in that certificate, and the
+verification itself. What is accepted is what Glance, nova and cinder
+accept, through cursive: the key types of ``KEY_TYPES``, the hash methods
 SHA-224/256/384/512, and a signature over the image data. The signature's
 digest is taken in the same read pass as the integrity digests (the caller
 adds ``SignatureCheck.digest_algo`` to its digests and hands the result to
 ``verify``), so verifying costs no extra read and, when the hash method is
 the Glance multihash algorithm, not even an extra digest.
+
+Signing, the way Glance verifies it (cursive), without a TTY: the signature
+is made over a digest taken in the same read pass as the content hash
+(``Signer.algo`` joins the digests), then handed to the private key as a
+pre-hashed value: ``RSA-PSS`` (PSS padding, MGF1 with the same hash, maximum
+salt length), ``ECC_<CURVE>`` (ECDSA, DER signature) and ``DSA``.
+
+cryptography's modules are imported on first use (``_imports.lazy_module``):
+only a run that signs or checks a signature needs them, and they cost about
+0.05 s of every module run (x509 and the public-key modules); cursive is
+imported by ``require_cursive``.
 
 Private to the collection; not a public API.
 """
@@ -29,11 +43,39 @@ import logging
 import os
 import re
 import traceback
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _crypto
-from ansible_collections.osimage.glance.plugins.module_utils._crypto import asym_utils, dsa, ec, hashes, padding, rsa, x509
-from ansible_collections.osimage.glance.plugins.module_utils._crypto import exceptions as crypto_exceptions
+from ansible_collections.osimage.glance.plugins.module_utils._imports import lazy_module
+
+crypto_exceptions = lazy_module('cryptography.exceptions')
+x509 = lazy_module('cryptography.x509')
+hashes = lazy_module('cryptography.hazmat.primitives.hashes')
+serialization = lazy_module('cryptography.hazmat.primitives.serialization')
+dsa = lazy_module('cryptography.hazmat.primitives.asymmetric.dsa')
+ec = lazy_module('cryptography.hazmat.primitives.asymmetric.ec')
+padding = lazy_module('cryptography.hazmat.primitives.asymmetric.padding')
+rsa = lazy_module('cryptography.hazmat.primitives.asymmetric.rsa')
+asym_utils = lazy_module('cryptography.hazmat.primitives.asymmetric.utils')
+_MODULES = (crypto_exceptions, x509, hashes, serialization, dsa, ec, padding, rsa, asym_utils)
+
+CRYPTOGRAPHY_IMPORT_ERROR = None
+if importlib.util.find_spec('cryptography') is None:
+    CRYPTOGRAPHY_IMPORT_ERROR = 'No module named cryptography (cryptography is not installed).'
+
+
+def _load_crypto():
+    """Import the modules now; returns None, or the reason they cannot be
+    imported (a traceback or CRYPTOGRAPHY_IMPORT_ERROR)."""
+    if CRYPTOGRAPHY_IMPORT_ERROR is not None:
+        return CRYPTOGRAPHY_IMPORT_ERROR
+    try:
+        for module in _MODULES:
+            module.load()
+    except ImportError:
+        return traceback.format_exc()
+    return None
+
 
 # cryptography and cursive are imported when a signature is checked
 # (require_cursive): cursive brings oslo.log and oslo.config, and
@@ -76,17 +118,25 @@ KEY_TYPE = 'img_signature_key_type'
 CERT_UUID = 'img_signature_certificate_uuid'
 SIGNATURE_PROPERTIES = (SIGNATURE, HASH_METHOD, KEY_TYPE, CERT_UUID)
 
-# Glance's hash method names -> hashlib names (for the shared read pass).
+# The one table of what Glance (cursive) signs and verifies with.
+# Hash methods: Glance's name -> the hashlib name (the digest of the shared read pass).
 HASH_METHOD_ALGOS = {'SHA-224': 'sha224', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512'}
+HASH_METHODS = tuple(HASH_METHOD_ALGOS)
+# The curves cursive verifies (it names them ECC_ + the curve name in capitals).
+ECC_CURVES = ('secp384r1', 'secp521r1', 'sect409k1', 'sect409r1', 'sect571k1', 'sect571r1')
+# Key types as img_signature_key_type names them (cursive's registered types).
+KEY_TYPES = ('RSA-PSS',) + tuple('ECC_' + curve.upper() for curve in ECC_CURVES) + ('DSA',)
+# Key types a signer may ask for: ECC means the curve of the key.
+SIGNING_KEY_TYPES = ('RSA-PSS', 'ECC', 'DSA')
 
 _UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
 
 
-def require_cursive():
+def require_cursive() -> None:
     """Import cursive (once), or raise MissingLibraryError."""
     error = CURSIVE_IMPORT_ERROR
     if error is None and not cursive.__dict__:
-        error = _crypto.load()
+        error = _load_crypto()
     if error is None and not cursive.__dict__:
         try:
             # pylint: disable=import-outside-toplevel  # see the imports above
@@ -109,7 +159,7 @@ def _fail(what, text, **details):
     return errors.SignatureError('signature check failed for %s: %s' % (what, text), **details)
 
 
-def signature_properties(props, what, certificate_path=None):
+def signature_properties(props: Dict[str, Any], what: str, certificate_path: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """The signature metadata of an image, or None when it is not signed.
 
     All four properties absent: unsigned. Some but not all: an error, as
@@ -131,7 +181,7 @@ def signature_properties(props, what, certificate_path=None):
     return found
 
 
-def is_barbican_reference(ref):
+def is_barbican_reference(ref: str) -> bool:
     """A certificate reference is a Barbican secret id when it looks like a
     UUID and is not an existing file; anything else is a PEM file path."""
     return bool(_UUID_RE.match(ref)) and not os.path.exists(ref)
@@ -169,14 +219,22 @@ class Certificate(object):
         )
 
 
-def load_certificate(data, source):
-    """An X.509 certificate from PEM or DER bytes."""
-    require_cursive()
+def load_certificate(data: bytes, source: str, pem_only: bool = False) -> Certificate:
+    """The one certificate loader: an X.509 certificate from PEM bytes, or
+    from DER unless ``pem_only`` (a certificate for Barbican is PEM);
+    ``source`` names it in messages."""
+    # Signing needs cryptography only; verifying needs cursive anyway.
+    if pem_only:
+        require_cryptography()
+    else:
+        require_cursive()
     try:
-        if b'-----BEGIN' in data:
+        if pem_only or b'-----BEGIN' in data:
             return Certificate(x509.load_pem_x509_certificate(data), source)
         return Certificate(x509.load_der_x509_certificate(data), source)
     except ValueError as exc:
+        if pem_only:
+            raise errors.SignatureError('The signing certificate %s is not a PEM X.509 certificate: %s' % (source, exc))
         raise errors.SignatureError(
             'signature check failed: %s is not an X.509 certificate in PEM or DER form: %s' % (source, exc),
             check='signature', certificate=source)
@@ -232,7 +290,8 @@ def _trust_problem(cert, now):
     return None
 
 
-def check_trust(certificate, trusted, what, now=None):
+def check_trust(certificate: Certificate, trusted: Sequence[Certificate], what: str,
+        now: Optional[datetime.datetime] = None) -> None:
     """The signing certificate must be inside its validity dates, be allowed
     to sign (key usage digitalSignature, when it has a key usage) and chain
     to one of the ``trusted`` certificates, as nova's trusted_certs."""
@@ -354,7 +413,8 @@ def _key_kind(key):
     return type(key).__name__
 
 
-def prepare(props, what, store, certificate_path=None, trusted_certificates=None, require=False):
+def prepare(props: Dict[str, Any], what: str, store: CertificateStore, certificate_path: Optional[str] = None,
+        trusted_certificates: Optional[Sequence[str]] = None, require: Union[bool, str] = False) -> Optional[SignatureCheck]:
     """Everything that can be checked before reading the data.
 
     Returns a ``SignatureCheck`` for a signed image, None for an unsigned one
@@ -382,5 +442,133 @@ def prepare(props, what, store, certificate_path=None, trusted_certificates=None
     return check
 
 
-def unsigned_result():
+def unsigned_result() -> Dict[str, bool]:
     return dict(signed=False, verified=False)
+
+
+# -- signing ------------------------------------------------------------------
+
+
+def _hash_object(method):
+    return {'SHA-224': hashes.SHA224, 'SHA-256': hashes.SHA256,
+            'SHA-384': hashes.SHA384, 'SHA-512': hashes.SHA512}[method]()
+
+
+def require_cryptography() -> None:
+    """Import cryptography's modules now, or raise MissingLibraryError."""
+    error = _load_crypto()
+    if error is not None:
+        raise errors.MissingLibraryError(
+            'Signing needs the Python library cryptography on the host that runs the module: '
+            'pip install cryptography.', exception=error)
+
+
+def _read(path, what):
+    try:
+        with open(path, 'rb') as fileobj:
+            return fileobj.read()
+    except OSError as exc:
+        raise errors.SignatureError('Cannot read the %s %s: %s' % (what, path, exc.strerror or exc))
+
+
+def load_private_key(path: str, passphrase: Optional[str]) -> Any:
+    """A private key from a PEM (or DER) file, never asking on a TTY."""
+    require_cryptography()
+    data = _read(path, 'signing private key')
+    password = passphrase.encode('utf-8') if passphrase else None
+    loaders = (serialization.load_pem_private_key, serialization.load_der_private_key)
+    problem = None
+    for load in loaders:
+        try:
+            return load(data, password=password)
+        except TypeError as exc:
+            # Encrypted without a passphrase, or a passphrase for a plain key.
+            problem = str(exc)
+            break
+        except ValueError as exc:
+            problem = str(exc)
+    if passphrase and problem and 'password' in problem.lower():
+        raise errors.SignatureError('The signing private key %s cannot be decrypted: %s. Check signing.passphrase.'
+                                    % (path, problem))
+    raise errors.SignatureError(
+        'The signing private key %s cannot be loaded: %s%s.'
+        % (path, problem, '' if passphrase else ' (if it is encrypted, give signing.passphrase)'))
+
+
+def key_type_name(key: Any, requested: Optional[str]) -> str:
+    """cursive's key type name for ``key``; ``requested`` (RSA-PSS, ECC, an
+    ECC_<CURVE> name or DSA) must fit the key."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        name = 'RSA-PSS'
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.name not in ECC_CURVES:
+            raise errors.SignatureError(
+                'The signing key is on the curve %s, which Glance (cursive) does not verify; use one of %s.'
+                % (key.curve.name, ', '.join(ECC_CURVES)))
+        name = 'ECC_' + key.curve.name.upper()
+    elif isinstance(key, dsa.DSAPrivateKey):
+        name = 'DSA'
+    else:
+        raise errors.SignatureError('The signing key is a %s key; Glance verifies RSA, ECC and DSA keys only.'
+                                    % type(key).__name__)
+    if requested and requested != name and not (requested == 'ECC' and name.startswith('ECC_')):
+        raise errors.SignatureError('signing.key_type is %s but the private key is a %s key.' % (requested, name))
+    return name
+
+
+def load_signing_certificate(path: str) -> Tuple[bytes, Any]:
+    """``(pem_bytes, certificate)`` of the PEM certificate file that signs
+    (read here, parsed by ``load_certificate``)."""
+    require_cryptography()
+    data = _read(path, 'signing certificate')
+    return data, load_certificate(data, path, pem_only=True).cert
+
+
+def check_key_matches(key: Any, cert: Any, cert_source: str) -> None:
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    enc = serialization.Encoding.DER
+    if key.public_key().public_bytes(enc, pub) != cert.public_key().public_bytes(enc, pub):
+        raise errors.SignatureError(
+            'The signing private key does not belong to the certificate %s (their public keys differ), so '
+            'Glance would refuse the signature.' % cert_source)
+
+
+def certificate_fingerprint(cert: Any) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+class Signer(object):
+    """Signs the digest ``algo`` of the image data."""
+
+    def __init__(self, key, key_type, hash_method):
+        if hash_method not in HASH_METHODS:
+            raise errors.SignatureError('signing.hash_method must be one of %s, not %s.'
+                                        % (', '.join(HASH_METHODS), hash_method))
+        self.key = key
+        self.key_type = key_type
+        self.hash_method = hash_method
+        self.algo = HASH_METHOD_ALGOS[hash_method]
+
+    def sign(self, hexdigest):
+        """The base64 signature (as Glance's ``img_signature``) over data whose
+        ``algo`` digest is ``hexdigest``."""
+        digest = bytes.fromhex(hexdigest)
+        prehashed = asym_utils.Prehashed(_hash_object(self.hash_method))
+        if self.key_type == 'RSA-PSS':
+            signature = self.key.sign(
+                digest, padding.PSS(mgf=padding.MGF1(_hash_object(self.hash_method)),
+                                    salt_length=padding.PSS.MAX_LENGTH), prehashed)
+        elif self.key_type == 'DSA':
+            signature = self.key.sign(digest, prehashed)
+        else:
+            signature = self.key.sign(digest, ec.ECDSA(prehashed))
+        return base64.b64encode(signature).decode('ascii')
+
+    def properties(self, hexdigest, certificate_uuid):
+        """The four ``img_signature*`` properties."""
+        return {
+            'img_signature': self.sign(hexdigest),
+            'img_signature_hash_method': self.hash_method,
+            'img_signature_key_type': self.key_type,
+            'img_signature_certificate_uuid': certificate_uuid,
+        }

@@ -16,7 +16,7 @@ import os
 import pytest
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _signature
+from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
 
 DATA = os.urandom(300 * 1024)
 CERT_UUID = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
@@ -37,7 +37,7 @@ def barbican(secrets):
                                        % uuid)
         return secrets[uuid]
     fetch.fetched = fetched
-    return _signature.CertificateStore(fetch)
+    return trust.CertificateStore(fetch)
 
 
 @pytest.mark.parametrize('kind', ['rsa', 'ecc384', 'ecc521', 'dsa'])
@@ -45,7 +45,7 @@ def barbican(secrets):
 def test_every_key_type_and_hash_method_verifies(pki, kind, hash_method):
     signer = pki.signer(kind) if kind != 'dsa' else _dsa_signer(pki)
     store = barbican({CERT_UUID: signer.pem})
-    check = _signature.prepare(signer.properties(DATA, CERT_UUID, hash_method), 'img', store)
+    check = trust.prepare(signer.properties(DATA, CERT_UUID, hash_method), 'img', store)
     assert check.digest_algo == hash_method.replace('-', '').lower()
     result = check.verify(digest_of(DATA, check))
     assert result['verified'] is True and result['key_type'] == signer.key_type
@@ -64,7 +64,7 @@ def _dsa_signer(pki):
 
 def test_signature_over_other_bytes_names_the_certificate_and_the_digest(pki, rsa_signer):
     store = barbican({CERT_UUID: rsa_signer.pem})
-    check = _signature.prepare(rsa_signer.properties(b'other bytes', CERT_UUID), 'img.raw', store)
+    check = trust.prepare(rsa_signer.properties(b'other bytes', CERT_UUID), 'img.raw', store)
     with pytest.raises(errors.SignatureError) as failure:
         check.verify(digest_of(DATA, check))
     msg = failure.value.msg
@@ -74,18 +74,18 @@ def test_signature_over_other_bytes_names_the_certificate_and_the_digest(pki, rs
 
 def test_unsigned_image_passes_unless_a_signature_is_required():
     store = barbican({})
-    assert _signature.prepare({'name': 'x'}, 'img', store) is None
+    assert trust.prepare({'name': 'x'}, 'img', store) is None
     with pytest.raises(errors.SignatureError, match=r'is not signed .* \(require_signature=true\)'):
-        _signature.prepare({}, 'img', store, require=True)
+        trust.prepare({}, 'img', store, require=True)
     with pytest.raises(errors.SignatureError, match='trusted_certificates are given'):
-        _signature.prepare({}, 'img', store, trusted_certificates=[CA_UUID])
+        trust.prepare({}, 'img', store, trusted_certificates=[CA_UUID])
 
 
 def test_partial_signature_metadata_is_refused_and_says_what_is_missing(rsa_signer):
     props = rsa_signer.properties(DATA, CERT_UUID)
     del props['img_signature_key_type'], props['img_signature_certificate_uuid']
     with pytest.raises(errors.SignatureError) as failure:
-        _signature.prepare(props, 'img', barbican({}))
+        trust.prepare(props, 'img', barbican({}))
     assert 'incomplete signature metadata: img_signature, img_signature_hash_method are set but ' \
            'img_signature_key_type, img_signature_certificate_uuid are missing' in failure.value.msg
     assert failure.value.details['missing'] == ['img_signature_key_type', 'img_signature_certificate_uuid']
@@ -96,7 +96,7 @@ def test_local_certificate_file_stands_in_for_barbican(rsa_signer, write_pem):
     del props['img_signature_certificate_uuid']
     store = barbican({})
     path = write_pem(rsa_signer.cert, 'signer.pem')
-    check = _signature.prepare(props, 'img', store, certificate_path=path)
+    check = trust.prepare(props, 'img', store, certificate_path=path)
     assert check.verify(digest_of(DATA, check))['certificate']['source'] == 'file %s' % path
     assert store._fetch_secret.fetched == []
 
@@ -104,18 +104,18 @@ def test_local_certificate_file_stands_in_for_barbican(rsa_signer, write_pem):
 def test_der_certificate_from_barbican_is_accepted(rsa_signer):
     from cryptography.hazmat.primitives import serialization
     der = rsa_signer.cert.public_bytes(serialization.Encoding.DER)
-    check = _signature.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', barbican({CERT_UUID: der}))
+    check = trust.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', barbican({CERT_UUID: der}))
     assert check.verify(digest_of(DATA, check))['verified']
 
 
 def test_missing_barbican_secret_is_reported_as_such(rsa_signer):
     with pytest.raises(errors.NotFoundError, match='Fetching certificate %s from Barbican' % CERT_UUID):
-        _signature.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', barbican({}))
+        trust.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', barbican({}))
 
 
 def test_not_a_certificate_is_named():
     with pytest.raises(errors.SignatureError, match='Barbican secret %s is not an X.509 certificate' % CERT_UUID):
-        _signature.prepare(dict(_props(), img_signature_certificate_uuid=CERT_UUID), 'img',
+        trust.prepare(dict(_props(), img_signature_certificate_uuid=CERT_UUID), 'img',
                            barbican({CERT_UUID: b'-----BEGIN nonsense'}))
 
 
@@ -132,7 +132,7 @@ def _props():
 def test_bad_metadata_is_refused_before_reading(rsa_signer, change, message):
     props = dict(rsa_signer.properties(DATA, CERT_UUID), **change)
     with pytest.raises(errors.SignatureError, match=message.replace('(', r'\(').replace('*', r'\*')):
-        _signature.prepare(props, 'img', barbican({CERT_UUID: rsa_signer.pem}))
+        trust.prepare(props, 'img', barbican({CERT_UUID: rsa_signer.pem}))
 
 
 def test_ecc_curve_must_be_the_declared_one(pki):
@@ -140,7 +140,7 @@ def test_ecc_curve_must_be_the_declared_one(pki):
     props = dict(signer.properties(DATA, CERT_UUID), img_signature_key_type='ECC_SECP384R1')
     with pytest.raises(errors.SignatureError, match='key on curve secp521r1 but img_signature_key_type is '
                                                     'ECC_SECP384R1'):
-        _signature.prepare(props, 'img', barbican({CERT_UUID: signer.pem}))
+        trust.prepare(props, 'img', barbican({CERT_UUID: signer.pem}))
 
 
 # -- trust ---------------------------------------------------------------------
@@ -149,14 +149,14 @@ def test_ecc_curve_must_be_the_declared_one(pki):
 def test_certificate_issued_by_a_trusted_ca_passes(pki, rsa_signer, write_pem):
     store = barbican({CERT_UUID: rsa_signer.pem})
     ca_path = write_pem(pki.ca, 'ca.pem')
-    check = _signature.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', store, trusted_certificates=[ca_path])
+    check = trust.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', store, trusted_certificates=[ca_path])
     assert check.verify(digest_of(DATA, check))['verified']
 
 
 def test_trusted_ca_from_barbican(pki, rsa_signer, write_pem):
     from cryptography.hazmat.primitives import serialization
     store = barbican({CERT_UUID: rsa_signer.pem, CA_UUID: pki.ca.public_bytes(serialization.Encoding.PEM)})
-    _signature.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', store, trusted_certificates=[CA_UUID])
+    trust.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', store, trusted_certificates=[CA_UUID])
     assert store._fetch_secret.fetched == [CERT_UUID, CA_UUID]
 
 
@@ -165,7 +165,7 @@ def test_self_signed_certificate_is_not_trusted(pki, write_pem):
     store = barbican({CERT_UUID: rogue.pem})
     ca_path = write_pem(pki.ca, 'ca.pem')
     with pytest.raises(errors.SignatureError) as failure:
-        _signature.prepare(rogue.properties(DATA, CERT_UUID), 'img', store, trusted_certificates=[ca_path])
+        trust.prepare(rogue.properties(DATA, CERT_UUID), 'img', store, trusted_certificates=[ca_path])
     msg = failure.value.msg
     assert 'the signing certificate "CN=rogue" (Barbican secret %s), issued by "CN=rogue", does not chain to ' \
            'any trusted certificate ("CN=osimage test CA" (file %s))' % (CERT_UUID, ca_path) in msg
@@ -175,13 +175,13 @@ def test_expired_signing_certificate_is_refused_by_name(pki, write_pem):
     old = pki.signer('ecc384', name='old signer', days=(-60, -1))
     store = barbican({CERT_UUID: old.pem})
     with pytest.raises(errors.SignatureError, match='the signing certificate "CN=old signer" .* expired on'):
-        _signature.prepare(old.properties(DATA, CERT_UUID), 'img', store,
+        trust.prepare(old.properties(DATA, CERT_UUID), 'img', store,
                            trusted_certificates=[write_pem(pki.ca, 'ca.pem')])
 
 
 def test_expired_certificate_passes_without_trusted_certificates(pki):
     old = pki.signer('ecc384', name='old signer', days=(-60, -1))
-    check = _signature.prepare(old.properties(DATA, CERT_UUID), 'img', barbican({CERT_UUID: old.pem}))
+    check = trust.prepare(old.properties(DATA, CERT_UUID), 'img', barbican({CERT_UUID: old.pem}))
     assert check.verify(digest_of(DATA, check))['verified']
 
 
@@ -189,7 +189,7 @@ def test_certificate_without_digital_signature_usage_is_refused(pki, write_pem):
     wrong = pki.signer('ecc384', name='encryption only', digital_signature=False)
     store = barbican({CERT_UUID: wrong.pem})
     with pytest.raises(errors.SignatureError, match='"CN=encryption only" .* is not allowed to sign data'):
-        _signature.prepare(wrong.properties(DATA, CERT_UUID), 'img', store,
+        trust.prepare(wrong.properties(DATA, CERT_UUID), 'img', store,
                            trusted_certificates=[write_pem(pki.ca, 'ca.pem')])
 
 
@@ -197,17 +197,17 @@ def test_unusable_trusted_certificates_are_explained(pki, rsa_signer, write_pem)
     leaf_path = write_pem(rsa_signer.cert, 'leaf.pem')
     store = barbican({CERT_UUID: rsa_signer.pem})
     with pytest.raises(errors.SignatureError, match=r'\(unusable: not a CA'):
-        _signature.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', store, trusted_certificates=[leaf_path])
+        trust.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', store, trusted_certificates=[leaf_path])
 
 
 def test_unreadable_trusted_certificate_file_is_named(rsa_signer, tmp_path):
     store = barbican({CERT_UUID: rsa_signer.pem})
     missing = str(tmp_path / 'nope.pem')
     with pytest.raises(errors.SignatureError, match='cannot read the certificate file %s' % missing):
-        _signature.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', store, trusted_certificates=[missing])
+        trust.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', store, trusted_certificates=[missing])
 
 
 def test_barbican_reference_needs_a_connection(rsa_signer):
-    store = _signature.CertificateStore()
+    store = trust.CertificateStore()
     with pytest.raises(errors.SignatureError, match='no cloud connection'):
-        _signature.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', store)
+        trust.prepare(rsa_signer.properties(DATA, CERT_UUID), 'img', store)

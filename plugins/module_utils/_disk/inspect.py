@@ -29,16 +29,19 @@ Private to the collection; not a public API.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import traceback
+from typing import Any, Dict, List, Optional, Sequence
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _process
+from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
 from ansible_collections.osimage.glance.plugins.module_utils._imports import import_submodule
 
+
 OSLO_IMPORT_ERROR = None
+
+
 try:
     # Without oslo_utils.imageutils' __init__ and its qemu-img output parser,
     # which is not used here (see _imports).
@@ -47,7 +50,9 @@ except ImportError:  # reported through errors.MissingLibraryError when needed
     format_inspector = None
     OSLO_IMPORT_ERROR = traceback.format_exc()
 
+
 HAS_OSLO_UTILS = OSLO_IMPORT_ERROR is None
+
 
 if HAS_OSLO_UTILS:
     # The inspector logs every failed check as a warning; the failures are
@@ -55,13 +60,13 @@ if HAS_OSLO_UTILS:
     logging.getLogger(format_inspector.__name__).addHandler(logging.NullHandler())
     logging.getLogger(format_inspector.__name__).propagate = False
 
-# Glance disk_format -> qemu-img format driver.
-GLANCE_TO_QEMU = {'vhd': 'vpc', 'iso': 'raw', 'ploop': 'parallels', 'gpt': 'raw'}
-# qemu-img format driver -> Glance disk_format, where they differ.
-QEMU_TO_GLANCE = {'vpc': 'vhd', 'parallels': 'ploop'}
+
+
+
 # Amazon kernel, ramdisk and machine images: nova does not hold their content
 # to the declared format (their header says nothing about what they are).
 AMI_FAMILY = ('ami', 'aki', 'ari')
+
 
 # What each oslo.utils safety check protects against, for the message.
 _SAFETY_EXPLANATIONS = {
@@ -77,29 +82,24 @@ _SAFETY_EXPLANATIONS = {
     'passphrase': 'it is encrypted (LUKS) and cannot be inspected without the passphrase',
 }
 
-# Resource limits for qemu-img on untrusted files, as nova and cinder use.
-QEMU_IMG_ADDRESS_SPACE = 1024 * 1024 * 1024
-QEMU_IMG_CPU_SECONDS = 30
-QEMU_IMG_TIMEOUT = 120
 
-
-def require_oslo_utils():
+def require_oslo_utils() -> None:
     if not HAS_OSLO_UTILS:
         raise errors.MissingLibraryError(
             'The format check needs the Python library oslo.utils (its format_inspector) on the host '
             'that runs the module: pip install oslo.utils.', exception=OSLO_IMPORT_ERROR)
 
 
-def qemu_format(glance_format):
+def qemu_format(glance_format: str) -> str:
     """The qemu-img driver name for a Glance disk_format (or detected format)."""
-    return GLANCE_TO_QEMU.get(glance_format, glance_format)
+    return qemu.to_qemu(glance_format)
 
 
-def glance_format(qemu_name):
-    return QEMU_TO_GLANCE.get(qemu_name, qemu_name)
+def glance_format(qemu_name: str) -> str:
+    return qemu.to_glance(qemu_name)
 
 
-def known_formats():
+def known_formats() -> List[str]:
     """The formats the inspector can recognise, by name."""
     require_oslo_utils()
     return sorted(format_inspector.ALL_FORMATS)
@@ -209,7 +209,7 @@ class Inspection(object):
                             detected_format=fmt)
 
 
-def check_declared(detected, declared, what, option='disk_format'):
+def check_declared(detected: str, declared: Optional[str], what: str, option: str = 'disk_format') -> None:
     """Refuse content whose format is not the declared disk_format, with
     nova's exceptions (raw covers gpt; the AMI family is not compared).
     ``option`` names the option that declared it in the message."""
@@ -228,7 +228,7 @@ def check_declared(detected, declared, what, option='disk_format'):
         % (what, option, declared, detected, hint), check='format', declared_format=declared, detected_format=detected)
 
 
-def effective_format(detected, declared):
+def effective_format(detected: str, declared: Optional[str]) -> str:
     """The Glance name the allowed_formats limit applies to: the declared
     format once it matched (so raw covers gpt), else the detected one."""
     if declared:
@@ -236,62 +236,7 @@ def effective_format(detected, declared):
     return 'raw' if detected == 'gpt' else detected
 
 
-class QemuImg(object):
-    """qemu-img info/check on an untrusted file: always ``-f``, never a
-    probe; ``-U`` (no lock, read-only); limited address space, CPU time and
-    wall clock."""
-
-    def __init__(self, binary='qemu-img', timeout=QEMU_IMG_TIMEOUT):
-        self.binary = binary
-        self.timeout = timeout
-
-    def run(self, args, what):
-        """``(rc, stdout, stderr)`` of ``qemu-img ARGS`` (through ``_process.run``)."""
-        cmd = [self.binary] + list(args)
-        limits = _process.Limits(address_space=QEMU_IMG_ADDRESS_SPACE, cpu_seconds=QEMU_IMG_CPU_SECONDS,
-                                 timeout=self.timeout)
-        try:
-            rc, out, err, _cpu = _process.run(cmd, limits, environ_update=dict(LC_ALL='C'))
-        except FileNotFoundError:
-            raise errors.FormatError(
-                'format check failed for %s: qemu-img is not installed on the host that runs the module; '
-                'install it (Debian/Ubuntu: qemu-utils, RHEL/Fedora: qemu-img) or leave format out of checks.'
-                % what, check='format')
-        except _process.Timeout:
-            raise errors.FormatError(
-                'format check failed for %s: %s did not finish within %d seconds.'
-                % (what, ' '.join(cmd), self.timeout), check='format')
-        return rc, out, err
-
-    def info(self, path, fmt, what):
-        rc, out, err = self.run(['info', '-U', '-f', fmt, '--output=json', path], what)
-        if rc != 0:
-            raise errors.FormatError(
-                'format check failed for %s: qemu-img cannot read it as %s: %s'
-                % (what, fmt, (err.strip() or 'exit status %d' % rc)), check='format', qemu_format=fmt)
-        try:
-            return json.loads(out)
-        except ValueError:
-            raise errors.FormatError(
-                'format check failed for %s: qemu-img info gave no JSON: %s' % (what, out[:200]), check='format')
-
-    def check(self, path, fmt, what):
-        """``qemu-img check``; None when the format has no check."""
-        rc, out, err = self.run(['check', '-U', '-f', fmt, '--output=json', path], what)
-        if rc == 63:  # the format does not support checks
-            return None
-        try:
-            report = json.loads(out) if out.strip() else {}
-        except ValueError:
-            report = {}
-        if rc not in (0, 2, 3) or not report:
-            raise errors.FormatError(
-                'format check failed for %s: qemu-img check could not check it as %s: %s'
-                % (what, fmt, (err.strip() or out.strip() or 'exit status %d' % rc)[:500]), check='format')
-        return report
-
-
-def cross_check(path, detected, what, qemu_img):
+def cross_check(path: str, detected: str, what: str, qemu_img: qemu.InspectQemuImg) -> Dict[str, Any]:
     """qemu-img's view of a file the inspector has passed; returns its info."""
     fmt = qemu_format(detected)
     # An absolute path: qemu-img never reads it as a protocol ("json:", "nbd:").
@@ -331,7 +276,8 @@ def cross_check(path, detected, what, qemu_img):
     return info
 
 
-def check_limits(fmt, virtual_size, what, allowed_formats=None, max_virtual_size=None):
+def check_limits(fmt: str, virtual_size: Optional[int], what: str,
+        allowed_formats: Optional[Sequence[str]] = None, max_virtual_size: Optional[int] = None) -> None:
     if allowed_formats and fmt not in allowed_formats:
         raise errors.FormatError(
             'format check failed for %s: the format %s is not in allowed_formats (%s).'
@@ -343,7 +289,8 @@ def check_limits(fmt, virtual_size, what, allowed_formats=None, max_virtual_size
             max_virtual_size=max_virtual_size)
 
 
-def evaluate(inspection, path, allowed_formats=None, max_virtual_size=None, qemu_img=None):
+def evaluate(inspection: Inspection, path: str, allowed_formats: Optional[Sequence[str]] = None,
+        max_virtual_size: Optional[int] = None, qemu_img: Optional[qemu.InspectQemuImg] = None) -> Dict[str, Any]:
     """Every format check on a file whose bytes went through ``inspection``.
 
     Returns ``dict(detected_format, declared_format, virtual_size,
@@ -358,10 +305,80 @@ def evaluate(inspection, path, allowed_formats=None, max_virtual_size=None, qemu
     # Refuse a format that is not allowed before qemu-img touches it.
     fmt = effective_format(detected, declared)
     check_limits(fmt, None, what, allowed_formats=allowed_formats)
-    info = cross_check(path, detected, what, qemu_img or QemuImg())
+    info = cross_check(path, detected, what, qemu_img or qemu.InspectQemuImg())
     virtual_size = info.get('virtual-size')
     if virtual_size is None:
         virtual_size = inspection.inspector.virtual_size
     check_limits(fmt, virtual_size, what, max_virtual_size=max_virtual_size)
     return dict(detected_format=detected, declared_format=declared, virtual_size=virtual_size,
                 qemu_img_format=info.get('format'))
+
+
+# The most of the data held back for the format inspector before a block
+# device is written. Every inspector has decided on raw data after 256 KiB.
+HEAD_BYTES = 8 * 1024 * 1024
+
+
+class HeadInspection(Inspection):
+    """An Inspection fed by hand that can tell, before the data ends,
+    whether the inspector has decided."""
+
+    def __init__(self, what, declared):
+        super(HeadInspection, self).__init__(what, declared)
+        self.feed = self.consumer()
+
+    def decided(self):
+        return self._wrapper.formats is not None
+
+
+class HeadCheck(object):
+    """Holds the first chunks of the data back until the format inspector
+    has judged them raw (the image's declared format on a block device);
+    only then are they passed on, followed by the rest. A refusal therefore
+    comes before the destination has seen a byte."""
+
+    def __init__(self, what, dest, limit=HEAD_BYTES):
+        self.what = what
+        self.dest = dest
+        self.limit = limit
+        self.inspection = HeadInspection(what, 'raw')
+        self.head_bytes = 0
+
+    def chunks(self, chunks):
+        chunks = iter(chunks)
+        head = []
+        for chunk in chunks:
+            head.append(chunk)
+            self.head_bytes += len(chunk)
+            self.inspection.feed(chunk)
+            if self.inspection.decided() or self.head_bytes >= self.limit:
+                break
+        else:
+            self.inspection.finish()
+        self.judge()
+        yield from head
+        yield from chunks
+
+    def judge(self):
+        if not self.inspection.decided():
+            raise errors.FormatError(
+                'format check failed for %s: the format inspector could not tell from the first %d bytes whether '
+                'the data is raw, and only raw data is written to block device %s.'
+                % (self.what, self.head_bytes, self.dest), check='format')
+        detected = self.inspection.detected()
+        self.inspection.safety_check()
+        check_declared(detected, 'raw', self.what)
+
+
+class ExtentQemuImg(qemu.InspectQemuImg):
+    """qemu-img that sees only the first ``size`` bytes of a block device
+    (the image, on a device that is usually larger), rounded up to the 512
+    bytes qemu-img counts in; the same as it reports for a raw file."""
+
+    def __init__(self, size, **kwargs):
+        super(ExtentQemuImg, self).__init__(**kwargs)
+        self.size = -(-int(size) // 512) * 512
+
+    def info(self, path, fmt, what):
+        filename, driver = qemu.json_filename(path, fmt, size=self.size)
+        return super(ExtentQemuImg, self).info(filename, driver, what)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import os
 import signal
@@ -15,11 +16,12 @@ import signal
 import pytest
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
+from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
 
 
 def test_digests_compute_several_algorithms_in_one_pass():
-    digests = transfer.Digests(['sha512', 'md5'])
+    digests = stream.Digests(['sha512', 'md5'])
     for chunk in (b'abc', b'', b'def' * 1000):
         digests.update(chunk)
     data = b'abc' + b'def' * 1000
@@ -30,8 +32,8 @@ def test_digests_compute_several_algorithms_in_one_pass():
 
 def test_digest_consumers_run_by_pump_match_a_sequential_update():
     data = [os.urandom(1000) for i in range(20)]
-    parallel, sequential = transfer.Digests(['sha256', 'md5']), transfer.Digests(['sha256', 'md5'])
-    transfer.pump(iter(data), parallel.consumers())
+    parallel, sequential = stream.Digests(['sha256', 'md5']), stream.Digests(['sha256', 'md5'])
+    stream.pump(iter(data), parallel.consumers())
     for chunk in data:
         sequential.update(chunk)
     assert parallel.size == sequential.size == 20000
@@ -40,9 +42,9 @@ def test_digest_consumers_run_by_pump_match_a_sequential_update():
 
 def test_atomic_file_starts_writeback_as_it_writes(tmp_path, monkeypatch):
     advised = []
-    monkeypatch.setattr(transfer.os, 'posix_fadvise', lambda fd, offset, length, advice: advised.append(
+    monkeypatch.setattr(targets.os, 'posix_fadvise', lambda fd, offset, length, advice: advised.append(
         (offset, length, advice, len(os.pread(fd, 100, 0)))), raising=False)
-    with transfer.AtomicFile(str(tmp_path / 'dest'), writeback_every=10) as target:
+    with targets.AtomicFile(str(tmp_path / 'dest'), writeback_every=10) as target:
         for chunk in (b'12345', b'678901', b'2', b'345678901'):
             target.write(chunk)
         # After 11 and after 10 more bytes, each range once it is in the file.
@@ -52,8 +54,8 @@ def test_atomic_file_starts_writeback_as_it_writes(tmp_path, monkeypatch):
 
 
 def test_atomic_file_writes_without_posix_fadvise(tmp_path, monkeypatch):
-    monkeypatch.delattr(transfer.os, 'posix_fadvise', raising=False)
-    with transfer.AtomicFile(str(tmp_path / 'dest'), writeback_every=4) as target:
+    monkeypatch.delattr(targets.os, 'posix_fadvise', raising=False)
+    with targets.AtomicFile(str(tmp_path / 'dest'), writeback_every=4) as target:
         for chunk in (b'12345', b'678901'):
             target.write(chunk)
         target.commit()
@@ -62,7 +64,7 @@ def test_atomic_file_writes_without_posix_fadvise(tmp_path, monkeypatch):
 
 def test_unknown_hash_algorithm_is_a_clear_error():
     with pytest.raises(errors.IntegrityError, match="'nohash' is not supported"):
-        transfer.new_digest('nohash')
+        stream.new_digest('nohash')
 
 
 @pytest.mark.parametrize('image, expected', [
@@ -71,14 +73,14 @@ def test_unknown_hash_algorithm_is_a_clear_error():
     ({'checksum': None}, (None, None)),
 ])
 def test_expected_digest_prefers_multihash_then_md5(image, expected):
-    assert transfer.expected_digest(image) == expected
+    assert stream.expected_digest(image) == expected
 
 
 def test_hash_file_matches_hashlib(tmp_path):
     path = tmp_path / 'data'
     data = os.urandom(3 * 1024 * 1024 + 17)
     path.write_bytes(data)
-    size, digests = transfer.hash_file(str(path), ['sha256'], chunk_size=1024 * 1024)
+    size, digests = stream.hash_file(str(path), ['sha256'], chunk_size=1024 * 1024)
     assert size == len(data)
     assert digests['sha256'] == hashlib.sha256(data).hexdigest()
 
@@ -86,7 +88,7 @@ def test_hash_file_matches_hashlib(tmp_path):
 def test_pump_feeds_every_consumer_in_order():
     seen_a, seen_b = [], []
     chunks = [bytes([i]) * 10 for i in range(50)]
-    total = transfer.pump(iter(chunks), [seen_a.append, seen_b.append], depth=2)
+    total = stream.pump(iter(chunks), [seen_a.append, seen_b.append], depth=2)
     assert total == 500
     assert seen_a == chunks and seen_b == chunks
 
@@ -103,7 +105,7 @@ def test_pump_raises_a_consumer_failure_and_stops_reading():
         raise errors.DestinationError('disk on fire')
 
     with pytest.raises(errors.DestinationError, match='disk on fire'):
-        transfer.pump(source(), [failing], depth=1)
+        stream.pump(source(), [failing], depth=1)
     # The reader noticed the failure long before the end of the source.
     assert len(read) < 1000
 
@@ -114,13 +116,13 @@ def test_pump_raises_a_source_failure():
         raise ConnectionResetError('peer reset')
 
     with pytest.raises(ConnectionResetError):
-        transfer.pump(source(), [lambda chunk: None])
+        stream.pump(source(), [lambda chunk: None])
 
 
 def test_atomic_file_replaces_dest_only_on_commit(tmp_path):
     dest = tmp_path / 'image.raw'
     dest.write_bytes(b'old')
-    with transfer.AtomicFile(str(dest)) as target:
+    with targets.AtomicFile(str(dest)) as target:
         target.write(b'new data')
         assert dest.read_bytes() == b'old'
         target.commit()
@@ -132,7 +134,7 @@ def test_atomic_file_leaves_dest_and_no_temp_on_error(tmp_path):
     dest = tmp_path / 'image.raw'
     dest.write_bytes(b'old')
     with pytest.raises(KeyboardInterrupt):
-        with transfer.AtomicFile(str(dest)) as target:
+        with targets.AtomicFile(str(dest)) as target:
             target.write(b'partial')
             raise KeyboardInterrupt()
     assert dest.read_bytes() == b'old'
@@ -149,7 +151,7 @@ def test_atomic_file_turns_enospc_into_a_clear_message(tmp_path):
         def close(self):
             self.closed = True
 
-    target = transfer.AtomicFile(str(tmp_path / 'dest'))
+    target = targets.AtomicFile(str(tmp_path / 'dest'))
     target._file.close()
     target._file = FullDisk()
     with pytest.raises(errors.DestinationError, match='No space left while writing .*Nothing was changed'):
@@ -160,21 +162,21 @@ def test_atomic_file_turns_enospc_into_a_clear_message(tmp_path):
 
 def test_atomic_file_in_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(errors.DestinationError, match='Cannot create a temporary file'):
-        transfer.AtomicFile(str(tmp_path / 'missing' / 'dest'))
+        targets.AtomicFile(str(tmp_path / 'missing' / 'dest'))
 
 
 def test_check_free_space_names_need_and_free(tmp_path):
-    free = transfer.free_bytes(str(tmp_path))
-    transfer.check_free_space(str(tmp_path), 1, 'Small')
+    free = targets.free_bytes(str(tmp_path))
+    targets.check_free_space(str(tmp_path), 1, 'Small')
     with pytest.raises(errors.DestinationError) as info:
-        transfer.check_free_space(str(tmp_path), free * 2 + 1, 'Huge download')
+        targets.check_free_space(str(tmp_path), free * 2 + 1, 'Huge download')
     assert 'needs %d bytes' % (free * 2 + 1) in info.value.msg
     assert info.value.details['needed_bytes'] == free * 2 + 1
 
 
 def test_deadline_stops_a_slow_transfer():
     now = [0.0]
-    deadline = transfer.Deadline(10, 'Downloading x', clock=lambda: now[0])
+    deadline = stream.Deadline(10, 'Downloading x', clock=lambda: now[0])
 
     def slow():
         for step in range(5):
@@ -187,18 +189,18 @@ def test_deadline_stops_a_slow_transfer():
 
 def test_deadline_zero_means_no_limit():
     now = [0.0]
-    deadline = transfer.Deadline(0, 'x', clock=lambda: now[0])
+    deadline = stream.Deadline(0, 'x', clock=lambda: now[0])
     now[0] = 1e9
     deadline.check()
 
 
 def test_transfer_stats_reports_megabytes_per_second():
-    assert transfer.transfer_stats(10 * 10 ** 6, 2.0) == {'bytes': 10 ** 7, 'seconds': 2.0, 'mb_per_second': 5.0}
+    assert stream.transfer_stats(10 * 10 ** 6, 2.0) == {'bytes': 10 ** 7, 'seconds': 2.0, 'mb_per_second': 5.0}
 
 
 def test_preallocated_file_keeps_only_the_bytes_written(tmp_path):
     dest = tmp_path / 'image.raw'
-    with transfer.AtomicFile(str(dest)) as target:
+    with targets.AtomicFile(str(dest)) as target:
         target.preallocate(10 * 1024 * 1024)
         assert os.path.getsize(target.tmp_path) == 10 * 1024 * 1024
         target.write(b'only this')
@@ -210,8 +212,97 @@ def test_sigterm_during_a_transfer_cleans_up_like_ctrl_c(tmp_path):
     dest = tmp_path / 'image.raw'
     handler_before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt, match='terminated by signal'):
-        with transfer.terminate_as_interrupt(), transfer.AtomicFile(str(dest)) as target:
+        with stream.terminate_as_interrupt(), targets.AtomicFile(str(dest)) as target:
             target.write(b'partial')
             os.kill(os.getpid(), signal.SIGTERM)
     assert os.listdir(tmp_path) == []
     assert signal.getsignal(signal.SIGTERM) == handler_before
+
+
+PLAIN = os.urandom(300000) + bytes(3 * 1024 * 1024)
+
+
+def pieces(data, size):
+    return [data[offset:offset + size] for offset in range(0, len(data), size)]
+
+
+def gunzip_all(compressed, chunk_size=64 * 1024):
+    gunzip = stream.Gunzip('image x', chunk_size=chunk_size)
+    out = list(gunzip.chunks(iter(compressed)))
+    return gunzip, out
+
+
+@pytest.mark.parametrize('piece', [1, 5, 4096, 10 ** 7])
+def test_any_chunking_of_concatenated_members_gives_the_data_back(piece):
+    packed = gzip.compress(PLAIN[:100000]) + gzip.compress(PLAIN[100000:])
+    gunzip, out = gunzip_all(pieces(packed, piece))
+    gunzip.check()
+    assert b''.join(out) == PLAIN
+    assert gunzip.members == 2 and gunzip.size == len(PLAIN) and gunzip.compressed_size == len(packed)
+
+
+def test_output_chunks_are_bounded_however_well_the_input_compresses():
+    packed = gzip.compress(bytes(20 * 1024 * 1024))
+    gunzip, out = gunzip_all([packed], chunk_size=1024 * 1024)
+    gunzip.check()
+    assert max(len(chunk) for chunk in out) <= 1024 * 1024 and sum(map(len, out)) == 20 * 1024 * 1024
+
+
+def test_truncated_data_is_reported_after_the_stream_not_during_it():
+    packed = gzip.compress(PLAIN)
+    gunzip, out = gunzip_all(pieces(packed[:len(packed) // 2], 4096))
+    with pytest.raises(errors.IntegrityError) as failure:
+        gunzip.check()
+    assert 'the gzip data ends early, after %d compressed bytes' % (len(packed) // 2) in failure.value.msg
+    assert out
+
+
+def test_damaged_data_is_remembered_while_the_rest_is_still_read():
+    packed = bytearray(gzip.compress(PLAIN))
+    packed[1000:5096] = bytes(4096)
+    seen = []
+    gunzip = stream.Gunzip('image x')
+    list(gunzip.chunks(chunk for chunk in pieces(bytes(packed), 4096) if not seen.append(chunk)))
+    assert sum(map(len, seen)) == len(packed)  # every compressed byte went by, for the hash
+    with pytest.raises(errors.IntegrityError) as failure:
+        gunzip.check()
+    assert 'image x: the gzip data is damaged' in failure.value.msg
+
+
+@pytest.mark.parametrize('data, named', [
+    (b'\x28\xb5\x2f\xfd' + bytes(100), 'is zstd data, not gzip'),
+    (b'\xfd7zXZ\x00' + bytes(100), 'is xz data, not gzip'),
+    (b'BZh91AY&SY' + bytes(100), 'is bzip2 data, not gzip'),
+    (b'QFI\xfb' + bytes(100), 'is not in any compression format known here, not gzip'),
+])
+def test_data_that_is_not_gzip_is_named(data, named):
+    gunzip, out = gunzip_all([data])
+    with pytest.raises(errors.FormatError) as failure:
+        gunzip.check()
+    assert named in failure.value.msg and 'only gzip can be decompressed' in failure.value.msg
+    assert out == []
+
+
+def test_trailing_bytes_after_the_gzip_stream_are_damage():
+    gunzip, out = gunzip_all([gzip.compress(b'disk') + b'\0\0\0'])
+    with pytest.raises(errors.IntegrityError) as failure:
+        gunzip.check()
+    assert 'has 3 bytes after the end of its gzip stream that are not gzip' in failure.value.msg
+    assert out == [b'disk']
+
+
+def test_empty_data_is_truncated_gzip():
+    gunzip, out = gunzip_all([])
+    with pytest.raises(errors.IntegrityError):
+        gunzip.check()
+    assert out == []
+
+
+def test_the_one_reader_stops_at_its_limit_without_reading_past_it(tmp_path):
+    path = tmp_path / 'data'
+    path.write_bytes(b'a' * 10 + b'b' * 10)
+    with open(str(path), 'rb') as fileobj:
+        assert b''.join(stream.read_chunks(fileobj, 4, 15)) == b'a' * 10 + b'b' * 5
+        assert fileobj.tell() == 15
+    assert b''.join(stream.read_file(str(path))) == b'a' * 10 + b'b' * 10
+    assert b''.join(stream.read_file(str(path), 0)) == b''

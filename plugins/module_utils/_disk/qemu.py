@@ -5,10 +5,45 @@
 # https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
-"""qemu-img: finding it, naming formats, running it under resource limits,
+"""The one place where the modules start child processes.
+
+The ``_disk`` package (its ``__init__`` stays empty, so its rules are
+here): the local side of every job, one owner for each thing.
+
+- ``qemu``: the only module that starts a process; one runner, one
+  environment, the limits, the one Glance<->qemu-img format map;
+- ``inspect``: the format inspector and its verdicts (runs qemu-img only
+  through ``qemu``);
+- ``stream``: the one reader with an explicit limit feeding every consumer
+  (digests, inspector, writer), tee/pump, deadline, gunzip;
+- ``targets``: atomic files and their temporary names, devices, comparing
+  targets, free space, device size;
+- ``_disk`` never imports the cloud layer, nor anything that starts a
+  process but ``qemu``; imports go one way: targets -> stream,
+  inspect -> qemu; qemu imports none of them
+  (every module imports it, for ``bind``).
+
+Every child goes through ``run``, which hands it to the running module's
+``AnsibleModule.run_command`` (bound once by the module runner, see
+``bind``), behind two wrappers from util-linux that exec the real command
+in the same process:
+
+- ``setpriv --pdeathsig KILL --``: the kernel kills the child when the
+  module dies, SIGKILL included, so no qemu-img goes on writing after its
+  module is gone;
+- ``prlimit --cpu=... --as=... --``: CPU-time and address-space limits, set
+  before the command starts (as oslo.concurrency's ``prlimit`` does for
+  nova's and cinder's qemu-img), not in a ``preexec_fn``.
+
+A wall-clock timeout is a timer in the module that kills the child, not a
+``timeout`` wrapper (which would outlive a killed module). Any exception
+while the child runs (KeyboardInterrupt and SIGTERM included, see
+``stream.terminate_as_interrupt``) kills it before it propagates.
+
+qemu-img: finding it, naming formats, running it under resource limits,
 and reading what it answers.
 
-Every run of qemu-img goes through ``QemuImg.run`` and ``_process.run``: a
+Every run of qemu-img goes through ``QemuImg.run`` (or ``InspectQemuImg.run``) and ``run``: a
 fixed C locale, limits on address space and CPU time set by ``prlimit``
 before it starts (so a hostile image cannot make qemu-img eat the host), an
 optional wall-clock timeout, death with the module, and one clear message
@@ -16,60 +51,245 @@ when a limit stopped it. The format of an input is always given with
 ``-f``: qemu-img never probes.
 
 This module does not decide whether a file is safe to open; callers pass
-only files the format inspector (``_format``) has passed.
+only files the format inspector (``inspect``) has passed.
 
 Private to the collection; not a public API.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import resource
 import shutil
 import signal
+import threading
 import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _process
-from ansible_collections.osimage.glance.plugins.module_utils import _transfer as transfer
 
-# The limits of a run live with the runner (``_process``); re-exported here.
-Limits = _process.Limits
-MIB = _process.MIB
+
+MIB = 1024 * 1024
+
+
+# Where the wrappers and programs are looked for beside PATH (a module may
+# run with a minimal PATH).
+_EXTRA_PATH = ('/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin')
+
+
+UTIL_LINUX_HINT = 'install the package util-linux'
+
+# The module that starts children (``bind``) and the pdeathsig wrapper found for it.
+_state = {'module': None, 'pdeathsig': None}
+
+
+class Limits(object):
+    """Resource limits for one child.
+
+    ``address_space`` (bytes) and ``cpu_seconds`` become RLIMIT_AS and
+    RLIMIT_CPU of the child (through ``prlimit``), ``timeout`` a wall-clock
+    limit the module enforces; None means no limit. RLIMIT_CPU's soft limit
+    sends SIGXCPU, its hard limit (one second later) SIGKILL.
+    """
+
+    def __init__(self, address_space=None, cpu_seconds=None, timeout=None):
+        self.address_space = address_space or None
+        self.cpu_seconds = cpu_seconds or None
+        self.timeout = timeout or None
+
+    def prlimit_args(self):
+        """The ``prlimit`` options for these limits (empty without any)."""
+        args = []
+        if self.cpu_seconds:
+            args.append('--cpu=%d:%d' % (self.cpu_seconds, self.cpu_seconds + 1))
+        if self.address_space:
+            args.append('--as=%d:%d' % (self.address_space, self.address_space))
+        return args
+
+    def describe(self):
+        parts = []
+        if self.address_space:
+            parts.append('address space %d MiB' % (self.address_space // MIB))
+        if self.cpu_seconds:
+            parts.append('CPU time %d s' % self.cpu_seconds)
+        if self.timeout:
+            parts.append('wall clock %d s' % self.timeout)
+        return ', '.join(parts) or 'none'
+
+    def __repr__(self):
+        return 'Limits(%s)' % self.describe()
+
+
+class Timeout(Exception):
+    """The child ran longer than its wall-clock limit and was killed."""
+
+    def __init__(self, argv, seconds):
+        super(Timeout, self).__init__('%s ran longer than %s seconds' % (argv[0], seconds))
+        self.argv = argv
+        self.seconds = seconds
+
+
+def bind(module: Any) -> Any:
+    """Make ``module`` (an AnsibleModule) the one that starts children."""
+    _state['module'] = module
+    return module
+
+
+def bound() -> Any:
+    module = _state['module']
+    if module is None:
+        raise RuntimeError('bind(module) was not called: children are started only through a module')
+    return module
+
+
+def which(program: str) -> Optional[str]:
+    """The absolute path of ``program``, or None."""
+    if os.path.isabs(program):
+        return program if os.access(program, os.X_OK) else None
+    search = os.pathsep.join([os.environ.get('PATH', '')] + list(_EXTRA_PATH))
+    return shutil.which(program, path=search)
+
+
+def _tool(name):
+    path = which(name)
+    if not path:
+        raise errors.MissingLibraryError(
+            '%s is not installed on the host that runs the module; the module runs every child process through '
+            'it: %s.' % (name, UTIL_LINUX_HINT))
+    return path
+
+
+def pdeathsig_wrapper() -> List[str]:
+    """``setpriv --pdeathsig KILL --``, or ``[]`` where setpriv is too old
+    for it (util-linux before 2.33, e.g. RHEL 8): then a warning says that
+    a killed module may leave its children running."""
+    if _state['pdeathsig'] is None:
+        setpriv = _tool('setpriv')
+        _rc, out, err = bound().run_command([setpriv, '--help'], expand_user_and_vars=False,
+                                            handle_exceptions=False)
+        if '--pdeathsig' in out + err:
+            _state['pdeathsig'] = [setpriv, '--pdeathsig', 'KILL', '--']
+        else:
+            _state['pdeathsig'] = []
+            bound().warn('%s has no --pdeathsig (util-linux older than 2.33): a child process of this module '
+                         'is not stopped when the module is killed with SIGKILL.' % setpriv)
+    return list(_state['pdeathsig'])
+
+
+def command_line(argv: Sequence[str], limits: Limits) -> List[str]:
+    """The full argv: the wrappers, then ``argv`` with its program made absolute."""
+    program = which(argv[0])
+    if not program:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
+    wrapped = pdeathsig_wrapper()
+    prlimit = limits.prlimit_args()
+    if prlimit:
+        wrapped += [_tool('prlimit')] + prlimit + ['--']
+    return wrapped + [program] + [str(arg) for arg in argv[1:]]
+
+
+def _kill(proc):
+    if proc.poll() is None:
+        try:
+            proc.kill()
+        except OSError:
+            pass
+
+
+def run(argv: Sequence[str], limits: Optional[Limits] = None, environ_update: Optional[Dict[str, str]] = None,
+        pass_fds: Sequence[int] = ()) -> Tuple[int, str, str, float]:
+    """Run ``argv`` under ``limits`` through the bound module's run_command.
+
+    Returns ``(returncode, stdout, stderr, cpu_seconds)`` (a negative code
+    for a signal). Raises FileNotFoundError when the program is missing and
+    Timeout after the wall-clock limit (the child is killed); any exception
+    while it runs kills the child too.
+    """
+    module = bound()
+    limits = limits or Limits()
+    full = command_line(argv, limits)
+    started = []
+    fired = []
+    timers = []
+
+    def begin(proc):
+        started.append(proc)
+        if limits.timeout:
+            def expire():
+                fired.append(True)
+                _kill(proc)
+            timer = threading.Timer(limits.timeout, expire)
+            timer.daemon = True
+            timers.append(timer)
+            timer.start()
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        # Not expanded: a path with "$" or "~" in it stays that path.
+        returncode, out, err = module.run_command(
+            full, environ_update=dict(environ_update or {}), pass_fds=tuple(pass_fds) or None,
+            before_communicate_callback=begin, expand_user_and_vars=False, handle_exceptions=False,
+            errors='replace')
+    except BaseException:
+        for proc in started:
+            _kill(proc)
+            proc.wait()
+        raise
+    finally:
+        for timer in timers:
+            timer.cancel()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if fired:
+        raise Timeout(argv, limits.timeout)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return returncode, out, err, cpu
+
+
 GIB = 1024 * MIB
+
 
 # Which package has qemu-img, for the message when it is missing.
 PACKAGE_HINT = 'install the package qemu-utils (Debian/Ubuntu) or qemu-img (RHEL/CentOS/Fedora)'
 
+
 # -U (force share), LUKS output and "measure" all need 2.10.
 MIN_VERSION = (2, 10, 0)
 
-# Glance disk_format -> qemu-img format driver, where they differ.
-GLANCE_TO_QEMU = {'vhd': 'vpc', 'iso': 'raw', 'ploop': 'parallels'}
+
+# Glance disk_format (or the inspector's name) -> qemu-img format driver, where
+# they differ: the one map (a GPT partition table is a raw disk to qemu-img).
+GLANCE_TO_QEMU = {'vhd': 'vpc', 'iso': 'raw', 'ploop': 'parallels', 'gpt': 'raw'}
+
+
 # qemu-img format driver -> Glance disk_format, where they differ.
 QEMU_TO_GLANCE = {'vpc': 'vhd', 'parallels': 'ploop'}
+
 
 # Messages qemu-img (and glib) print when an allocation fails: what running
 # out of the address-space limit looks like from outside.
 _OUT_OF_MEMORY = re.compile(r'cannot allocate memory|failed to allocate|out of memory|'
                             r'qemu_thread_create|resource temporarily unavailable', re.IGNORECASE)
+
+
 _NO_SPACE = re.compile(r'no space left on device|disk quota exceeded', re.IGNORECASE)
 
 
-def to_qemu(glance_format):
+def to_qemu(glance_format: str) -> str:
     """The qemu-img driver for a Glance disk_format (vhd -> vpc, iso -> raw,
-    ploop -> parallels; the others are the same)."""
+    ploop -> parallels, gpt -> raw; the others are the same)."""
     return GLANCE_TO_QEMU.get(glance_format, glance_format)
 
 
-def to_glance(qemu_format):
+def to_glance(qemu_format: str) -> str:
     """The Glance disk_format for a qemu-img driver (vpc -> vhd,
     parallels -> ploop; the others are the same)."""
     return QEMU_TO_GLANCE.get(qemu_format, qemu_format)
 
 
-def parse_version(text):
+def parse_version(text: str) -> Optional[Tuple[int, int, int]]:
     """``(major, minor, micro)`` from ``qemu-img --version`` output, or None."""
     match = re.search(r'qemu-img version (\d+)\.(\d+)(?:\.(\d+))?', text)
     if not match:
@@ -77,12 +297,12 @@ def parse_version(text):
     return tuple(int(part or 0) for part in match.groups())
 
 
-def escape_option(value):
+def escape_option(value: Any) -> str:
     """A value inside a qemu ``-o``/``--object`` option list: commas doubled."""
     return str(value).replace(',', ',,')
 
 
-def render_options(options):
+def render_options(options: Dict[str, Any]) -> str:
     """``-o`` text for a dict of creation options (sorted for stable command
     lines; booleans become on/off)."""
     parts = []
@@ -97,15 +317,21 @@ def render_options(options):
 # Reading an untrusted image's metadata needs little: nova and cinder allow
 # qemu-img info 1 GiB of address space and 30 s of CPU.
 INFO_LIMITS = Limits(address_space=1 * GIB, cpu_seconds=30, timeout=120)
+
+
 # Converting and comparing: a larger address space (qemu-img's I/O threads
 # each reserve stack and malloc arenas) and CPU time that grows with the size
 # of the disk (see ``cpu_seconds_for``).
 DEFAULT_ADDRESS_SPACE = 2 * GIB
+
+
 CPU_SECONDS_BASE = 60
+
+
 CPU_SECONDS_PER_GIB = 60
 
 
-def cpu_seconds_for(virtual_size):
+def cpu_seconds_for(virtual_size: Optional[int]) -> int:
     """The default CPU-time limit for reading or writing a disk of
     ``virtual_size`` bytes: generous for zlib compression on every core
     (about 10 s of CPU per GiB), far below what a runaway image would burn."""
@@ -134,17 +360,17 @@ class Result(object):
         return ' '.join(line.strip() for line in lines[-3:])
 
 
-def run_process(argv, limits, env, pass_fds=()):
+def run_process(argv: Sequence[str], limits: Limits, env: Dict[str, str], pass_fds: Sequence[int] = ()) -> Tuple[int, str, str, float]:
     """Run ``argv`` under ``limits`` with ``env`` (variables set on top of
     the module's environment); the boundary to the operating system, which
-    is ``_process.run``.
+    is ``run``.
 
     Returns ``(returncode, stdout, stderr, cpu_seconds)``; raises
-    FileNotFoundError when the program is missing and ``_process.Timeout``
+    FileNotFoundError when the program is missing and ``Timeout``
     after the timeout (the child is killed). An exception here
     (KeyboardInterrupt included) kills the child too.
     """
-    return _process.run(argv, limits, environ_update=env, pass_fds=pass_fds)
+    return run(argv, limits, environ_update=env, pass_fds=pass_fds)
 
 
 class ImageInfo(object):
@@ -178,7 +404,7 @@ class ImageInfo(object):
         return self.specific.get('compat')
 
 
-def parse_info(text, what):
+def parse_info(text: str, what: str) -> ImageInfo:
     """An ImageInfo from ``qemu-img info --output=json`` output."""
     try:
         data = json.loads(text)
@@ -196,7 +422,7 @@ class FdArgument(str):
     fd = None
 
 
-def secret_object(secret_id, secret):
+def secret_object(secret_id: str, secret: SecretFile) -> FdArgument:
     """The ``--object`` argument for a secret qemu-img reads from the
     in-memory file of ``secret`` (a SecretFile); it carries the descriptor
     qemu-img must inherit."""
@@ -247,7 +473,8 @@ class JsonFilename(str):
     name that is handed to qemu-img as it is, not made absolute."""
 
 
-def json_filename(path, fmt, secret_id=None, secret_key='key-secret', size=None):
+def json_filename(path: str, fmt: str, secret_id: Optional[str] = None, secret_key: str = 'key-secret',
+        size: Optional[int] = None) -> Tuple[JsonFilename, str]:
     """A ``json:`` filename and its top driver for opening ``path`` as
     ``fmt``: with a LUKS key (``secret_key`` names the option: ``key-secret``
     for luks, ``encrypt.key-secret`` for qcow2), or limited to its first
@@ -265,32 +492,6 @@ def json_filename(path, fmt, secret_id=None, secret_key='key-secret', size=None)
         else:
             node = {'driver': 'raw', 'size': int(size), 'file': node}
     return JsonFilename('json:' + json.dumps(node, sort_keys=True)), node['driver']
-
-
-class OutputFile(transfer.TempBeside):
-    """A temporary path beside ``dest`` for qemu-img to write, moved over
-    ``dest`` only on ``commit()`` (see ``_transfer.TempBeside``).
-
-    Unlike ``_transfer.AtomicFile`` the writer is another process: the name
-    is reserved here (mode 0600) and qemu-img recreates the file.
-    """
-
-    def __init__(self, dest):
-        super(OutputFile, self).__init__(dest)
-        os.close(self.fd)
-
-    @property
-    def path(self):
-        return self.tmp_path
-
-    def commit(self, rename=os.replace):
-        """fsync what qemu-img wrote, move it over ``dest``, fsync the directory."""
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._publish(rename)
 
 
 class QemuImg(object):
@@ -349,7 +550,7 @@ class QemuImg(object):
         except FileNotFoundError:
             raise errors.QemuImgError('qemu-img (%s) is gone from the host that runs the module: %s.'
                                       % (self.path, PACKAGE_HINT))
-        except _process.Timeout:
+        except Timeout:
             raise errors.QemuImgError(
                 '%s: qemu-img did not finish within %d seconds and was stopped. Raise the timeout if the '
                 'image is that large or the storage that slow.' % (what, limits.timeout),
@@ -486,30 +687,6 @@ class ConvertCommand(object):
         return args
 
 
-def supports_direct_io(path):
-    """Whether ``path`` (a block device) can be opened with O_DIRECT, so
-    qemu-img can write it with ``-t none`` (cinder does the same: the data is
-    then on the device, not in the page cache, when qemu-img returns)."""
-    flag = getattr(os, 'O_DIRECT', None)
-    if flag is None:
-        return False
-    try:
-        fd = os.open(path, os.O_WRONLY | flag)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
-
-
-def device_size(path):
-    """Size in bytes of a block device (or file) by seeking to its end."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.lseek(fd, 0, os.SEEK_END)
-    finally:
-        os.close(fd)
-
-
 def _plain_path(path):
     """A path qemu-img cannot mistake for a protocol ("nbd:", "json:"):
     absolute. Only our own JsonFilename passes unchanged."""
@@ -538,3 +715,59 @@ def _signal_name(number):
 
 def _dotted(version):
     return '.'.join(str(part) for part in version)
+
+
+class InspectQemuImg(object):
+    """qemu-img info/check on an untrusted file: always ``-f``, never a
+    probe; ``-U`` (no lock, read-only); limited address space, CPU time and
+    wall clock (``INFO_LIMITS``), in qemu-img's one environment. Its failures
+    are format-check failures (FormatError)."""
+
+    def __init__(self, binary='qemu-img', timeout=INFO_LIMITS.timeout):
+        self.binary = binary
+        self.timeout = timeout
+
+    def run(self, args, what):
+        """``(rc, stdout, stderr)`` of ``qemu-img ARGS`` (through ``run``)."""
+        cmd = [self.binary] + list(args)
+        limits = Limits(address_space=INFO_LIMITS.address_space, cpu_seconds=INFO_LIMITS.cpu_seconds,
+                        timeout=self.timeout)
+        try:
+            rc, out, err, _cpu = run(cmd, limits, environ_update=_environment())
+        except FileNotFoundError:
+            raise errors.FormatError(
+                'format check failed for %s: qemu-img is not installed on the host that runs the module; '
+                'install it (Debian/Ubuntu: qemu-utils, RHEL/Fedora: qemu-img) or leave format out of checks.'
+                % what, check='format')
+        except Timeout:
+            raise errors.FormatError(
+                'format check failed for %s: %s did not finish within %d seconds.'
+                % (what, ' '.join(cmd), self.timeout), check='format')
+        return rc, out, err
+
+    def info(self, path, fmt, what):
+        rc, out, err = self.run(['info', '-U', '-f', fmt, '--output=json', path], what)
+        if rc != 0:
+            raise errors.FormatError(
+                'format check failed for %s: qemu-img cannot read it as %s: %s'
+                % (what, fmt, (err.strip() or 'exit status %d' % rc)), check='format', qemu_format=fmt)
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise errors.FormatError(
+                'format check failed for %s: qemu-img info gave no JSON: %s' % (what, out[:200]), check='format')
+
+    def check(self, path, fmt, what):
+        """``qemu-img check``; None when the format has no check."""
+        rc, out, err = self.run(['check', '-U', '-f', fmt, '--output=json', path], what)
+        if rc == 63:  # the format does not support checks
+            return None
+        try:
+            report = json.loads(out) if out.strip() else {}
+        except ValueError:
+            report = {}
+        if rc not in (0, 2, 3) or not report:
+            raise errors.FormatError(
+                'format check failed for %s: qemu-img check could not check it as %s: %s'
+                % (what, fmt, (err.strip() or out.strip() or 'exit status %d' % rc)[:500]), check='format')
+        return report
