@@ -448,7 +448,7 @@ class Uploader(object):
                                        wall=self.wall)
         self.keeper = None
         self.deadline = stream.Deadline(self.params['timeout'], 'Uploading image %s' % self.params['name'],
-                                          clock=self.clock)
+                                        clock=self.clock)
         self.schema = None
         self.core = None
         self.properties = {}

@@ -22,8 +22,9 @@ description:
     cinder verify it. Key types C(RSA-PSS), C(ECC_SECP384R1), C(ECC_SECP521R1), C(ECC_SECT409K1),
     C(ECC_SECT409R1), C(ECC_SECT571K1), C(ECC_SECT571R1) and C(DSA) (those cursive verifies, and so those
     osimage.glance.image_upload signs with); hash methods C(SHA-224), C(SHA-256), C(SHA-384) and C(SHA-512).
-    The signing certificate is fetched from Barbican with the same credentials, or read from I(certificate_path). An image with none of the four properties is unsigned;
-    one with only some of them is refused as incomplete.
+    The signing certificate is fetched from Barbican with the same credentials, or read from
+    I(certificate_path). An image with none of the four properties is unsigned; one with only some of them is
+    refused as incomplete.
   - V(format) - the content is inspected with oslo.utils' format inspector, which must recognise one format and
     pass its safety checks (no qcow2 backing file, external data file or unknown features; vmdk only as a single
     self-contained monolithicSparse or streamOptimized file; a valid MBR/GPT; no LUKS without its passphrase;

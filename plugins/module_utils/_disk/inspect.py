@@ -61,8 +61,6 @@ if HAS_OSLO_UTILS:
     logging.getLogger(format_inspector.__name__).propagate = False
 
 
-
-
 # Amazon kernel, ramdisk and machine images: nova does not hold their content
 # to the declared format (their header says nothing about what they are).
 AMI_FAMILY = ('ami', 'aki', 'ari')
@@ -277,7 +275,7 @@ def cross_check(path: str, detected: str, what: str, qemu_img: qemu.InspectQemuI
 
 
 def check_limits(fmt: str, virtual_size: Optional[int], what: str,
-        allowed_formats: Optional[Sequence[str]] = None, max_virtual_size: Optional[int] = None) -> None:
+                 allowed_formats: Optional[Sequence[str]] = None, max_virtual_size: Optional[int] = None) -> None:
     if allowed_formats and fmt not in allowed_formats:
         raise errors.FormatError(
             'format check failed for %s: the format %s is not in allowed_formats (%s).'
@@ -290,7 +288,7 @@ def check_limits(fmt: str, virtual_size: Optional[int], what: str,
 
 
 def evaluate(inspection: Inspection, path: str, allowed_formats: Optional[Sequence[str]] = None,
-        max_virtual_size: Optional[int] = None, qemu_img: Optional[qemu.InspectQemuImg] = None) -> Dict[str, Any]:
+             max_virtual_size: Optional[int] = None, qemu_img: Optional[qemu.InspectQemuImg] = None) -> Dict[str, Any]:
     """Every format check on a file whose bytes went through ``inspection``.
 
     Returns ``dict(detected_format, declared_format, virtual_size,

@@ -474,7 +474,7 @@ class JsonFilename(str):
 
 
 def json_filename(path: str, fmt: str, secret_id: Optional[str] = None, secret_key: str = 'key-secret',
-        size: Optional[int] = None) -> Tuple[JsonFilename, str]:
+                  size: Optional[int] = None) -> Tuple[JsonFilename, str]:
     """A ``json:`` filename and its top driver for opening ``path`` as
     ``fmt``: with a LUKS key (``secret_key`` names the option: ``key-secret``
     for luks, ``encrypt.key-secret`` for qcow2), or limited to its first
@@ -637,6 +637,13 @@ class QemuImg(object):
         """Run a ConvertCommand; returns the seconds it took. No space left
         becomes a DestinationError, any other failure a QemuImgError."""
         result = self.run(command.args(), what, limits)
+        for _retry in range(_PBKDF_RETRIES):
+            if result.returncode == 0 or _PBKDF_CLOCK.search(result.stderr) is None:
+                break
+            # qemu-img (7.x) times its LUKS key derivation on the thread's CPU
+            # clock and gives up when a first round shows no tick; a new run
+            # measures again. The target is written anew from the start.
+            result = self.run(command.args(), what, limits)
         if result.returncode != 0:
             if _NO_SPACE.search(result.stderr):
                 raise errors.DestinationError(
@@ -644,6 +651,11 @@ class QemuImg(object):
                     % (what, command.dest, result.message), errno='ENOSPC', qemu_img=result.message)
             raise errors.QemuImgError('%s failed: %s' % (what, result.message), rc=result.returncode)
         return result.seconds
+
+
+# qemu-img's LUKS key-derivation benchmark when the CPU clock did not advance.
+_PBKDF_CLOCK = re.compile(r'Unable to get accurate CPU usage')
+_PBKDF_RETRIES = 2
 
 
 class ConvertCommand(object):

@@ -291,7 +291,7 @@ def _trust_problem(cert, now):
 
 
 def check_trust(certificate: Certificate, trusted: Sequence[Certificate], what: str,
-        now: Optional[datetime.datetime] = None) -> None:
+                now: Optional[datetime.datetime] = None) -> None:
     """The signing certificate must be inside its validity dates, be allowed
     to sign (key usage digitalSignature, when it has a key usage) and chain
     to one of the ``trusted`` certificates, as nova's trusted_certs."""
@@ -414,7 +414,7 @@ def _key_kind(key):
 
 
 def prepare(props: Dict[str, Any], what: str, store: CertificateStore, certificate_path: Optional[str] = None,
-        trusted_certificates: Optional[Sequence[str]] = None, require: Union[bool, str] = False) -> Optional[SignatureCheck]:
+            trusted_certificates: Optional[Sequence[str]] = None, require: Union[bool, str] = False) -> Optional[SignatureCheck]:
     """Everything that can be checked before reading the data.
 
     Returns a ``SignatureCheck`` for a signed image, None for an unsigned one

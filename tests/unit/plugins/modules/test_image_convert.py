@@ -253,7 +253,7 @@ def test_luks_encryption_passphrase_never_on_a_command_line(procs, tmp_path, cap
     passphrase = 'correct horse battery staple'
     args = dict(src=str(src), dest=str(dest), format='raw', encryption=dict(passphrase=passphrase, iter_time=10))
     result = run_module(args, capsys)
-    assert result.get('changed') is True, result
+    assert result.get('changed') is True, result.get('msg')
     assert result['encrypted'] is True and result['qemu_format'] == 'luks' and result['dest_format'] == 'raw'
     for argv in procs.calls:
         assert not any(passphrase in str(arg) for arg in argv)
@@ -463,3 +463,26 @@ def test_negative_limits_are_refused_before_qemu_img_runs(procs, qcow2, tmp_path
     assert result['msg'] == ('limits.address_space is -1 but must be 0 or more (MiB; 0 means no limit); '
                              'limits.timeout is -1 but must be 0 or more (0 means no limit). Nothing was done.')
     assert procs.calls == [] and not dest.exists()
+
+
+def test_luks_key_derivation_clock_failure_is_run_again(procs, tmp_path, capsys):
+    src = tmp_path / 'src.raw'
+    with open(src, 'wb') as fileobj:
+        fileobj.write(os.urandom(MiB))
+        fileobj.truncate(2 * MiB)
+    dest = tmp_path / 'dest.luks'
+    procs.fail('convert', 1, 'qemu-img: %s: error while converting luks: Unable to get accurate CPU usage' % dest)
+    result = run_module(dict(src=str(src), dest=str(dest), format='raw',
+                             encryption=dict(passphrase='correct horse battery staple', iter_time=10)), capsys)
+    # The failed convert happened (the failure was used up), and the module ran it again.
+    assert 'convert' not in procs.failures
+    assert result.get('changed') is True, result.get('msg')
+    assert procs.subcommands().count('convert') >= 2
+    assert leftovers(tmp_path, 'src.raw') == ['dest.luks']
+
+
+def test_other_convert_failures_are_not_run_again(procs, qcow2, tmp_path, capsys):
+    procs.fail('convert', 1, 'qemu-img: error while writing sector 0: Input/output error')
+    result = run_module(dict(src=str(qcow2), dest=str(tmp_path / 'out.raw'), format='raw'), capsys)
+    assert result['rc'] == 1 and 'Input/output error' in result['msg']
+    assert procs.subcommands().count('convert') == 1

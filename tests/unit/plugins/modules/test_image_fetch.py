@@ -22,7 +22,6 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 from ansible_collections.osimage.glance.plugins.module_utils._disk import targets

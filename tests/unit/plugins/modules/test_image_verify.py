@@ -21,7 +21,6 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
-from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 from ansible_collections.osimage.glance.plugins.modules import image_verify
 

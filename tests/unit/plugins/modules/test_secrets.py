@@ -208,7 +208,7 @@ def test_no_passphrase_in_log_or_output_of_image_convert(syslogged, capsys, tmp_
     dest = tmp_path / 'out.qcow2'
     args = dict(src=str(raw_file), dest=str(dest), format='qcow2', encryption={'passphrase': PASSPHRASE, 'iter_time': 10})
     out, err, result = run(image_convert, args, capsys)
-    assert result.get('failed') is not True, result
+    assert result.get('failed') is not True, result.get('msg')
     assert dest.exists()
     assert_no_marker(out, err, *syslogged)
     assert any('Invoked with' in message and str(raw_file) in message for message in syslogged)

@@ -160,7 +160,7 @@ def test_qemu_img_names_map_back(qemu_name, glance):
 
 def test_options_are_rendered_sorted_with_commas_escaped():
     text = qemu.render_options({'preallocation': 'off', 'compat': '1.1', 'lazy_refcounts': True,
-                                 'odd': 'a,b'})
+                                'odd': 'a,b'})
     assert text == 'compat=1.1,lazy_refcounts=on,odd=a,,b,preallocation=off'
 
 
@@ -259,7 +259,7 @@ def test_limits_are_set_in_the_child_and_a_cpu_hog_is_stopped():
     """The real boundary: a child that burns CPU is stopped by RLIMIT_CPU."""
     limits = qemu.Limits(cpu_seconds=1, address_space=1024 * MiB)
     returncode, _out, _err, cpu = qemu.run_process([sys.executable, '-c', 'while True: pass'], limits,
-                                                    dict(os.environ))
+                                                   dict(os.environ))
     assert returncode in (-signal.SIGXCPU, -signal.SIGKILL)
     # It ran until the CPU limit, not stopped at once; rusage on a loaded
     # machine has been seen to report 0.86 s for the 1 s limit.
@@ -336,7 +336,7 @@ def test_compare(returncode, expected):
 
 def test_convert_command_always_gives_the_source_format():
     command = qemu.ConvertCommand('/s.qcow2', 'qcow2', '/d.raw', 'raw', options={'a': 'b'}, cache='none',
-                                   out_of_order=True, objects=['secret,id=s,format=raw,file=/p'])
+                                  out_of_order=True, objects=['secret,id=s,format=raw,file=/p'])
     assert command.args() == ['convert', '--object', 'secret,id=s,format=raw,file=/p', '-f', 'qcow2', '-O', 'raw',
                               '-t', 'none', '-W', '-o', 'a=b', '/s.qcow2', '/d.raw']
     with pytest.raises(ValueError):

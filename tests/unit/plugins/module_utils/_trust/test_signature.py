@@ -116,7 +116,7 @@ def test_missing_barbican_secret_is_reported_as_such(rsa_signer):
 def test_not_a_certificate_is_named():
     with pytest.raises(errors.SignatureError, match='Barbican secret %s is not an X.509 certificate' % CERT_UUID):
         trust.prepare(dict(_props(), img_signature_certificate_uuid=CERT_UUID), 'img',
-                           barbican({CERT_UUID: b'-----BEGIN nonsense'}))
+                      barbican({CERT_UUID: b'-----BEGIN nonsense'}))
 
 
 def _props():
@@ -176,7 +176,7 @@ def test_expired_signing_certificate_is_refused_by_name(pki, write_pem):
     store = barbican({CERT_UUID: old.pem})
     with pytest.raises(errors.SignatureError, match='the signing certificate "CN=old signer" .* expired on'):
         trust.prepare(old.properties(DATA, CERT_UUID), 'img', store,
-                           trusted_certificates=[write_pem(pki.ca, 'ca.pem')])
+                      trusted_certificates=[write_pem(pki.ca, 'ca.pem')])
 
 
 def test_expired_certificate_passes_without_trusted_certificates(pki):
@@ -190,7 +190,7 @@ def test_certificate_without_digital_signature_usage_is_refused(pki, write_pem):
     store = barbican({CERT_UUID: wrong.pem})
     with pytest.raises(errors.SignatureError, match='"CN=encryption only" .* is not allowed to sign data'):
         trust.prepare(wrong.properties(DATA, CERT_UUID), 'img', store,
-                           trusted_certificates=[write_pem(pki.ca, 'ca.pem')])
+                      trusted_certificates=[write_pem(pki.ca, 'ca.pem')])
 
 
 def test_unusable_trusted_certificates_are_explained(pki, rsa_signer, write_pem):
