@@ -244,11 +244,17 @@ def test_qcow2_options_and_compression(procs, tmp_path, capsys):
     assert run_module(dict(args, options=dict(compat='1.1', cluster_size='128k')), capsys)['changed'] is True
 
 
-def test_luks_encryption_passphrase_never_on_a_command_line(procs, tmp_path, capsys):
+def raw_source(tmp_path):
+    """A 2 MiB raw file with 1 MiB of random data."""
     src = tmp_path / 'src.raw'
     with open(src, 'wb') as fileobj:
         fileobj.write(os.urandom(MiB))
         fileobj.truncate(2 * MiB)
+    return src
+
+
+def test_luks_encryption_passphrase_never_on_a_command_line(procs, tmp_path, capsys):
+    src = raw_source(tmp_path)
     dest = tmp_path / 'dest.luks'
     passphrase = 'correct horse battery staple'
     args = dict(src=str(src), dest=str(dest), format='raw', encryption=dict(passphrase=passphrase, iter_time=10))
@@ -466,10 +472,7 @@ def test_negative_limits_are_refused_before_qemu_img_runs(procs, qcow2, tmp_path
 
 
 def test_luks_key_derivation_clock_failure_is_run_again(procs, tmp_path, capsys):
-    src = tmp_path / 'src.raw'
-    with open(src, 'wb') as fileobj:
-        fileobj.write(os.urandom(MiB))
-        fileobj.truncate(2 * MiB)
+    src = raw_source(tmp_path)
     dest = tmp_path / 'dest.luks'
     procs.fail('convert', 1, 'qemu-img: %s: error while converting luks: Unable to get accurate CPU usage' % dest)
     result = run_module(dict(src=str(src), dest=str(dest), format='raw',
