@@ -20,60 +20,16 @@ from ansible_collections.osimage.glance.plugins.module_utils._openstack import g
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import session as _session
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils import _upload as upload
+from ansible_collections.osimage.glance.tests.unit.plugins.module_utils._openstack.connection_fakes import (
+    GLANCE, FakeConnection as SharedConnection, FakeResponse)
 
 BARBICAN = 'http://barbican.test:9311'
 SECRET = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
 
 
-class FakeResponse(object):
-    def __init__(self, status_code, content=b'', text='', body=None):
-        self.status_code = status_code
-        self.body = body
-        self.content = content
-        self.text = text
-        self.reason = ''
-        self.closed = False
-
-    def json(self):
-        if self.body is None:
-            raise ValueError('no json')
-        return self.body
-
-    def close(self):
-        self.closed = True
-
-
-class FakeSession(object):
-    def __init__(self, responses):
-        self.responses = list(responses)
-        self.requests = []
-
-    def request(self, url, method, **kwargs):
-        self.requests.append((method, url, kwargs))
-        result = self.responses.pop(0)
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def get_token(self):
-        return 'token'
-
-
-class FakeConfig(object):
-    def get_auth_args(self):
-        return {'auth_url': 'http://keystone.test:5000/v3'}
-
-
-class FakeConnection(object):
-    def __init__(self, responses=(), catalog=None):
-        self.session = FakeSession(responses)
-        self.config = FakeConfig()
-        self.catalog = {'image': 'http://glance.test:9292', 'key-manager': BARBICAN} if catalog is None else catalog
-
-    def endpoint_for(self, service_type):
-        if service_type not in self.catalog:
-            raise ka_exceptions.EndpointNotFound('no %s' % service_type)
-        return self.catalog[service_type]
+def connection(responses=(), catalog=None):
+    """A connection whose catalog has Glance and Barbican (or ``catalog``)."""
+    return SharedConnection(responses, catalog={'image': GLANCE, 'key-manager': BARBICAN} if catalog is None else catalog)
 
 
 def test_connection_is_made_on_first_use_only():
@@ -81,7 +37,7 @@ def test_connection_is_made_on_first_use_only():
 
     def connect():
         made.append(1)
-        return FakeConnection([FakeResponse(200, b'pem'), FakeResponse(200, b'again')])
+        return connection([FakeResponse(200, b'pem'), FakeResponse(200, b'again')])
 
     api = glance.GlanceAPI(connect=connect)
     assert made == []
@@ -107,7 +63,7 @@ def test_missing_sdk_is_reported_on_first_use(monkeypatch):
 
 
 def test_secret_payload_is_fetched_as_bytes_from_the_catalog_endpoint():
-    conn = FakeConnection([FakeResponse(200, b'-----BEGIN CERTIFICATE-----')])
+    conn = connection([FakeResponse(200, b'-----BEGIN CERTIFICATE-----')])
     api = glance.GlanceAPI(conn)
     assert api.barbican.get_secret_payload(SECRET, 'Fetching certificate') == b'-----BEGIN CERTIFICATE-----'
     method, url, kwargs = conn.session.requests[0]
@@ -116,13 +72,13 @@ def test_secret_payload_is_fetched_as_bytes_from_the_catalog_endpoint():
 
 
 def test_catalog_endpoint_with_version_is_not_doubled():
-    conn = FakeConnection([FakeResponse(200, b'x')], catalog={'key-manager': BARBICAN + '/v1/'})
+    conn = connection([FakeResponse(200, b'x')], catalog={'key-manager': BARBICAN + '/v1/'})
     glance.GlanceAPI(conn).barbican.get_secret_payload(SECRET, 'Fetching')
     assert conn.session.requests[0][1] == '%s/v1/secrets/%s/payload' % (BARBICAN, SECRET)
 
 
 def test_missing_secret_names_barbican_and_the_reason():
-    conn = FakeConnection([FakeResponse(404, text='Not Found: Secret not found.')])
+    conn = connection([FakeResponse(404, text='Not Found: Secret not found.')])
     with pytest.raises(errors.NotFoundError) as failure:
         glance.GlanceAPI(conn).barbican.get_secret_payload(SECRET, 'Fetching certificate %s' % SECRET)
     assert failure.value.msg == ('Fetching certificate %s: Barbican at %s found no such resource (HTTP 404): '
@@ -131,17 +87,17 @@ def test_missing_secret_names_barbican_and_the_reason():
 
 def test_barbican_down_is_retried_then_named():
     refused = ka_exceptions.ConnectFailure('Connection refused')
-    conn = FakeConnection([refused, refused, FakeResponse(200, b'x')])
+    conn = connection([refused, refused, FakeResponse(200, b'x')])
     api = glance.GlanceAPI(conn, retries=2, sleep=lambda seconds: None)
     assert api.barbican.get_secret_payload(SECRET, 'Fetching') == b'x'
-    conn = FakeConnection([refused] * 3)
+    conn = connection([refused] * 3)
     api = glance.GlanceAPI(conn, retries=2, sleep=lambda seconds: None)
     with pytest.raises(errors.ServiceUnavailableError, match='could not reach Barbican at %s after 3' % BARBICAN):
         api.barbican.get_secret_payload(SECRET, 'Fetching')
 
 
 def test_no_key_manager_in_the_catalog_is_a_config_error():
-    api = glance.GlanceAPI(FakeConnection(catalog={'image': 'http://glance.test:9292'}))
+    api = glance.GlanceAPI(connection(catalog={'image': 'http://glance.test:9292'}))
     with pytest.raises(errors.CloudConfigError, match='no key-manager \\(Barbican\\) endpoint'):
         api.barbican.get_secret_payload(SECRET, 'Fetching')
 
@@ -155,7 +111,7 @@ def listing(*uuids):
 
 
 def test_a_certificate_with_the_same_name_and_payload_is_reused():
-    conn = FakeConnection([listing(OTHER, SECRET), FakeResponse(200, b'other pem'), FakeResponse(200, PEM)])
+    conn = connection([listing(OTHER, SECRET), FakeResponse(200, b'other pem'), FakeResponse(200, PEM)])
     api = glance.GlanceAPI(conn)
     assert upload.ensure_certificate(api.barbican, 'cert-1', PEM, check_mode=False) == (False, SECRET)
     method, url, kwargs = conn.session.requests[0]
@@ -165,7 +121,7 @@ def test_a_certificate_with_the_same_name_and_payload_is_reused():
 
 
 def test_check_mode_predicts_a_new_certificate_and_creates_nothing():
-    conn = FakeConnection([listing(OTHER), FakeResponse(200, b'other pem')])
+    conn = connection([listing(OTHER), FakeResponse(200, b'other pem')])
     api = glance.GlanceAPI(conn)
     assert upload.ensure_certificate(api.barbican, 'cert-1', PEM, check_mode=True) == (True, None)
     assert [request[0] for request in conn.session.requests] == ['GET', 'GET']
@@ -173,7 +129,7 @@ def test_check_mode_predicts_a_new_certificate_and_creates_nothing():
 
 def test_a_new_certificate_is_stored_the_way_glance_reads_it():
     created = FakeResponse(201, body={'secret_ref': '%s/v1/secrets/%s' % (BARBICAN, SECRET)})
-    conn = FakeConnection([listing(), created])
+    conn = connection([listing(), created])
     api = glance.GlanceAPI(conn)
     assert upload.ensure_certificate(api.barbican, 'cert-1', PEM, check_mode=False) == (True, SECRET)
     method, url, kwargs = conn.session.requests[1]

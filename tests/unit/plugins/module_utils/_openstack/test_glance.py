@@ -11,7 +11,6 @@ look-ups by name or id."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
@@ -20,67 +19,16 @@ from keystoneauth1 import exceptions as ka_exceptions
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import session as _session
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.tests.unit.plugins.module_utils._openstack.connection_fakes import (
+    AUTH_URL, GLANCE, FakeConnection as SharedConnection, FakeResponse)
 
-ENDPOINT = 'http://glance.test:9292'
-AUTH_URL = 'http://keystone.test:5000/v3'
-
-
-class FakeResponse(object):
-    def __init__(self, status_code, body=None, text=None, reason='', headers=None):
-        self.status_code = status_code
-        self._body = body
-        self.text = text if text is not None else (json.dumps(body) if body is not None else '')
-        self.reason = reason
-        self.headers = headers or {}
-        self.closed = False
-
-    def json(self):
-        if self._body is None:
-            raise ValueError('no json')
-        return self._body
-
-    def close(self):
-        self.closed = True
+ENDPOINT = GLANCE
 
 
-class FakeConfig(object):
-    def get_auth_args(self):
-        return {'auth_url': AUTH_URL, 'username': 'demo', 'password': 'secret'}
-
-
-class FakeSession(object):
-    """keystoneauth's Session: tokens, and the requests sent with it."""
-
-    def __init__(self, token_results, responses):
-        self.token_results = list(token_results)
-        self.results = list(responses)
-        self.requests = []
-        self.calls = 0
-
-    def request(self, url, method, **kwargs):
-        self.requests.append((method, url, kwargs))
-        result = self.results.pop(0)
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def get_token(self):
-        self.calls += 1
-        if self.token_results:
-            failure = self.token_results.pop(0)
-            raise failure
-        return 'token'
-
-
-class FakeConnection(object):
-    def __init__(self, responses=(), tokens=(), endpoint=ENDPOINT):
-        self.session = FakeSession(tokens, responses)
-        self.config = FakeConfig()
-        self._endpoint = endpoint
-
-    def endpoint_for(self, service_type):
-        assert service_type == 'image'
-        return self._endpoint
+def connection(responses=(), tokens=(), endpoint=ENDPOINT):
+    """A connection whose catalog has only the image endpoint ``endpoint``."""
+    return SharedConnection(responses, tokens, catalog={'image': endpoint},
+                            auth_args={'auth_url': AUTH_URL, 'username': 'demo', 'password': 'secret'})
 
 
 def make_api(conn, retries=3):
@@ -103,7 +51,7 @@ def test_server_reason_reads_json_errors():
 
 def test_connection_refused_is_retried_then_named():
     refused = ka_exceptions.ConnectFailure('Unable to establish connection to %s: refused' % ENDPOINT)
-    conn = FakeConnection(responses=[refused] * 4)
+    conn = connection(responses=[refused] * 4)
     api, sleeps = make_api(conn, retries=3)
     with pytest.raises(errors.ServiceUnavailableError) as info:
         api.list_images('Listing images')
@@ -116,22 +64,22 @@ def test_connection_refused_is_retried_then_named():
 
 
 def test_a_503_then_success_returns_the_success():
-    conn = FakeConnection(responses=[FakeResponse(503, text='busy'), FakeResponse(200, body={'images': []})])
+    conn = connection(responses=[FakeResponse(503, text='busy'), FakeResponse(200, body={'images': []})])
     api, sleeps = make_api(conn)
     assert api.list_images('Listing images') == []
     assert sleeps == [0.5]
 
 
 def test_a_500_on_a_read_is_retried():
-    conn = FakeConnection(responses=[FakeResponse(500, text='database is locked'),
-                                     FakeResponse(200, body={'images': []})])
+    conn = connection(responses=[FakeResponse(500, text='database is locked'),
+                                 FakeResponse(200, body={'images': []})])
     api, sleeps = make_api(conn)
     assert api.list_images('Listing images') == []
     assert sleeps == [0.5]
 
 
 def test_a_500_on_a_put_without_data_is_retried():
-    conn = FakeConnection(responses=[FakeResponse(500, text='database is locked'), FakeResponse(200, body={})])
+    conn = connection(responses=[FakeResponse(500, text='database is locked'), FakeResponse(200, body={})])
     api, sleeps = make_api(conn)
     api.set_member_status('x', 'y', 'accepted', 'Accepting')
     assert len(conn.session.requests) == 2
@@ -140,7 +88,7 @@ def test_a_500_on_a_put_without_data_is_retried():
 
 def test_a_500_on_a_delete_is_retried():
     """Concurrent runs against a busy database: deleting twice does nothing twice."""
-    conn = FakeConnection(responses=[FakeResponse(500, text='database is locked'), FakeResponse(204)])
+    conn = connection(responses=[FakeResponse(500, text='database is locked'), FakeResponse(204)])
     api, sleeps = make_api(conn)
     api.delete_image('x', 'Deleting image x')
     assert len(conn.session.requests) == 2
@@ -151,7 +99,7 @@ def test_a_500_on_a_data_upload_or_post_is_not_retried():
     # The body may be a one-pass stream, and a POST may have happened.
     for call in (lambda api: api.upload_data('x', iter([b'x']), 'Uploading'),
                  lambda api: api.create_image({}, 'Creating')):
-        conn = FakeConnection(responses=[FakeResponse(500, text='boom'), FakeResponse(200, body={})])
+        conn = connection(responses=[FakeResponse(500, text='boom'), FakeResponse(200, body={})])
         api, sleeps = make_api(conn)
         with pytest.raises(errors.OsimageError, match='boom'):
             call(api)
@@ -161,7 +109,7 @@ def test_a_500_on_a_data_upload_or_post_is_not_retried():
 
 def test_keystone_down_is_named_as_keystone():
     down = ka_exceptions.ConnectFailure('Unable to establish connection to %s' % AUTH_URL)
-    conn = FakeConnection(tokens=[down, down])
+    conn = connection(tokens=[down, down])
     api = make_api(conn, retries=1)[0]
     with pytest.raises(errors.ServiceUnavailableError, match='could not reach Keystone at %s after 2' % AUTH_URL):
         api.list_images('Listing images')
@@ -169,7 +117,7 @@ def test_keystone_down_is_named_as_keystone():
 
 
 def test_wrong_password_is_one_clear_message_without_the_password():
-    conn = FakeConnection(tokens=[ka_exceptions.Unauthorized('The request you have made requires authentication.')])
+    conn = connection(tokens=[ka_exceptions.Unauthorized('The request you have made requires authentication.')])
     api, sleeps = make_api(conn)
     with pytest.raises(errors.AuthenticationError) as info:
         api.list_images('Listing images')
@@ -183,7 +131,7 @@ def test_wrong_password_is_one_clear_message_without_the_password():
     (409, errors.ConflictError), (413, errors.OverQuotaError),
 ])
 def test_http_errors_become_one_error_each_with_the_reason(status, cls):
-    conn = FakeConnection(responses=[FakeResponse(status, body={'message': 'server says why'})])
+    conn = connection(responses=[FakeResponse(status, body={'message': 'server says why'})])
     api, sleeps = make_api(conn)
     with pytest.raises(cls) as info:
         api.get_image('x', 'Reading image x')
@@ -194,7 +142,7 @@ def test_http_errors_become_one_error_each_with_the_reason(status, cls):
 
 
 def test_missing_image_endpoint_is_a_config_error():
-    api = make_api(FakeConnection(endpoint=None))[0]
+    api = make_api(connection(endpoint=None))[0]
     with pytest.raises(errors.CloudConfigError, match='no image \\(Glance\\) endpoint'):
         api.list_images('Listing images')
 
@@ -202,7 +150,7 @@ def test_missing_image_endpoint_is_a_config_error():
 def test_list_images_follows_pagination():
     pages = [FakeResponse(200, body={'images': [{'id': '1'}], 'next': '/v2/images?marker=1&name=x'}),
              FakeResponse(200, body={'images': [{'id': '2'}]})]
-    conn = FakeConnection(responses=pages)
+    conn = connection(responses=pages)
     api = make_api(conn)[0]
     assert [image['id'] for image in api.list_images('Listing', name='x')] == ['1', '2']
     assert conn.session.requests[1][1] == ENDPOINT + '/v2/images?marker=1&name=x'
@@ -210,7 +158,7 @@ def test_list_images_follows_pagination():
 
 def test_find_image_by_name_that_several_images_have_lists_the_ids():
     body = {'images': [{'id': 'b-id', 'name': 'cirros'}, {'id': 'a-id', 'name': 'cirros'}]}
-    api = make_api(FakeConnection(responses=[FakeResponse(200, body=body)]))[0]
+    api = make_api(connection(responses=[FakeResponse(200, body=body)]))[0]
     with pytest.raises(errors.AmbiguousImageError, match="2 images are named 'cirros': a-id, b-id"):
         api.find_image('cirros')
 
@@ -219,12 +167,12 @@ def test_find_image_by_id_falls_back_to_a_name_that_looks_like_an_id():
     uuid = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
     responses = [FakeResponse(404, text='not found'),
                  FakeResponse(200, body={'images': [{'id': 'other', 'name': uuid}]})]
-    api = make_api(FakeConnection(responses=responses))[0]
+    api = make_api(connection(responses=responses))[0]
     assert api.find_image(uuid)['id'] == 'other'
 
 
 def test_find_image_that_is_not_there_says_where_it_looked():
-    conn = FakeConnection(responses=[FakeResponse(200, body={'images': []}), FakeResponse(200, body={'images': []})])
+    conn = connection(responses=[FakeResponse(200, body={'images': []}), FakeResponse(200, body={'images': []})])
     api = make_api(conn)[0]
     with pytest.raises(errors.NotFoundError, match="No image with name or id 'nope' is visible .* %s" % ENDPOINT):
         api.find_image('nope')
@@ -235,8 +183,8 @@ def test_find_image_that_is_not_there_says_where_it_looked():
 
 def test_find_image_finds_a_hidden_image_by_name():
     """Glance leaves hidden images out of a listing unless os_hidden=true."""
-    conn = FakeConnection(responses=[FakeResponse(200, body={'images': []}),
-                                     FakeResponse(200, body={'images': [{'id': 'h-id', 'name': 'golden'}]})])
+    conn = connection(responses=[FakeResponse(200, body={'images': []}),
+                                 FakeResponse(200, body={'images': [{'id': 'h-id', 'name': 'golden'}]})])
     api = make_api(conn)[0]
     assert api.find_image('golden')['id'] == 'h-id'
 
@@ -248,5 +196,5 @@ def test_find_image_finds_a_hidden_image_by_name():
     ('https://cloud.test/image/v2/', 'https://cloud.test/image/v2'),
 ])
 def test_v2_root_is_built_from_the_catalog_endpoint(catalog, root):
-    api = make_api(FakeConnection(endpoint=catalog))[0]
+    api = make_api(connection(endpoint=catalog))[0]
     assert api.base_url == root

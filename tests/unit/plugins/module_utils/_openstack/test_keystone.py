@@ -11,7 +11,6 @@ boundary) that answers with scripted responses."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
@@ -20,25 +19,11 @@ from keystoneauth1 import exceptions as ka_exceptions
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import session as _session
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.tests.unit.plugins.module_utils._openstack.connection_fakes import (
+    AUTH_URL, GLANCE, FakeConnection, FakeResponse)
 
-GLANCE = 'http://glance.test:9292'
-KEYSTONE = 'http://keystone.test:5000/v3'
+KEYSTONE = AUTH_URL
 ALT = 'a' * 32
-
-
-class FakeResponse(object):
-    def __init__(self, status_code, body=None):
-        self.status_code = status_code
-        self._body = body
-        self.text = json.dumps(body) if body is not None else ''
-        self.reason = ''
-        self.closed = False
-
-    def json(self):
-        return self._body
-
-    def close(self):
-        self.closed = True
 
 
 def forbidden(rule):
@@ -46,63 +31,9 @@ def forbidden(rule):
                                                                 'action: %s.' % rule}})
 
 
-class FakeAccess(object):
-    user_id = 'u-1'
-    username = 'demo'
-    project_id = 'd' * 32
-    project_name = 'demo'
-    project_domain_id = 'default'
-    role_names = ['reader', 'member']
-
-
-class FakeAuth(object):
-    def __init__(self, failures):
-        self.failures = list(failures)
-
-    def get_access(self, session):
-        if self.failures:
-            raise self.failures.pop(0)
-        return FakeAccess()
-
-
-class FakeSession(object):
-    def __init__(self, responses, access_failures=()):
-        self.responses = list(responses)
-        self.requests = []
-        self.auth = FakeAuth(access_failures)
-
-    def request(self, url, method, **kwargs):
-        self.requests.append((method, url, kwargs))
-        result = self.responses.pop(0)
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def get_token(self):
-        return 'token'
-
-
-class FakeConfig(object):
-    def get_auth_args(self):
-        return {'auth_url': KEYSTONE, 'username': 'demo'}
-
-
-class FakeConnection(object):
-    def __init__(self, responses=(), identity=KEYSTONE, access_failures=()):
-        self.session = FakeSession(responses, access_failures)
-        self.config = FakeConfig()
-        self.identity = identity
-
-    def endpoint_for(self, service_type):
-        if service_type == 'image':
-            return GLANCE
-        if self.identity is None:
-            raise ka_exceptions.EndpointNotFound('no identity endpoint')
-        return self.identity
-
-
-def make_api(*responses, **kwargs):
-    conn = FakeConnection(responses, **kwargs)
+def make_api(*responses, identity=KEYSTONE, access_failures=()):
+    catalog = {'image': GLANCE} if identity is None else {'image': GLANCE, 'identity': identity}
+    conn = FakeConnection(responses, access_failures=access_failures, catalog=catalog)
     sleeps = []
     return glance.GlanceAPI(conn, retries=2, backoff=0.5, sleep=sleeps.append), conn, sleeps
 
