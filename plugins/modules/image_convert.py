@@ -485,7 +485,7 @@ def safe_encrypted(path, declared, what, qemu):
     inspection = inspect(path, declared, what)
     detected = inspection.detected()
     inspection.safety_check()
-    formats.check_declared(detected, declared, what, 'format')
+    formats.check_declared(detected, declared, what, inspection.option)
     info = qemu.info(path, qemu_img.to_qemu(detected), what)
     if info.backing_file or info.data_file:
         raise errors.FormatError('%s refers to another file (%s).' % (what, info.backing_file or info.data_file))
