@@ -332,10 +332,11 @@ def signature_required(params):
     return False
 
 
-def choose_checks(params, exp, explicit_mode):
+def choose_checks(params, exp, explicit_mode, required):
     """The checks to run: those asked for (each must have something to
-    compare with), or every one that applies."""
-    signature_applies = (not explicit_mode or any(exp.signature_props.values()) or signature_required(params)
+    compare with), or every one that applies; ``required``: whether a
+    signature is required (``signature_required``)."""
+    signature_applies = (not explicit_mode or any(exp.signature_props.values()) or required
                          or bool(params['trusted_certificates']))
     if params['checks'] is None:
         wanted = set(['format'])
@@ -362,12 +363,13 @@ def verify(module, api):
     else:
         exp = Expectations.from_image(api.find_image(params['image']), STATES_WITH_DATA)
         what = '%s (image %s)' % (path, exp.image['id'])
-    checks = choose_checks(params, exp, explicit_mode)
+    required = signature_required(params)
+    checks = choose_checks(params, exp, explicit_mode, required)
 
     # Everything that can fail without the data fails before reading it.
     verification = Verification.prepare(
         what, exp, checks, certificate_store(api), certificate_path=params['certificate_path'],
-        trusted_certificates=params['trusted_certificates'], require_signature=signature_required(params),
+        trusted_certificates=params['trusted_certificates'], require_signature=required,
         allowed_formats=params['allowed_formats'], max_virtual_size=params['max_virtual_size'])
     rpass = stream.read_pass(path, verification.start(), block_limit=exp.size)
 
