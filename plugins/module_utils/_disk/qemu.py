@@ -637,13 +637,6 @@ class QemuImg(object):
         """Run a ConvertCommand; returns the seconds it took. No space left
         becomes a DestinationError, any other failure a QemuImgError."""
         result = self.run(command.args(), what, limits)
-        for _retry in range(_PBKDF_RETRIES):
-            if result.returncode == 0 or _PBKDF_CLOCK.search(result.stderr) is None:
-                break
-            # qemu-img (7.x) times its LUKS key derivation on the thread's CPU
-            # clock and gives up when a first round shows no tick; a new run
-            # measures again. The target is written anew from the start.
-            result = self.run(command.args(), what, limits)
         if result.returncode != 0:
             if _NO_SPACE.search(result.stderr):
                 raise errors.DestinationError(
@@ -651,11 +644,6 @@ class QemuImg(object):
                     % (what, command.dest, result.message), errno='ENOSPC', qemu_img=result.message)
             raise errors.QemuImgError('%s failed: %s' % (what, result.message), rc=result.returncode)
         return result.seconds
-
-
-# qemu-img's LUKS key-derivation benchmark when the CPU clock did not advance.
-_PBKDF_CLOCK = re.compile(r'Unable to get accurate CPU usage')
-_PBKDF_RETRIES = 2
 
 
 class ConvertCommand(object):

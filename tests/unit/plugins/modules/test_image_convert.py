@@ -471,19 +471,6 @@ def test_negative_limits_are_refused_before_qemu_img_runs(procs, qcow2, tmp_path
     assert procs.calls == [] and not dest.exists()
 
 
-def test_luks_key_derivation_clock_failure_is_run_again(procs, tmp_path, capsys):
-    src = raw_source(tmp_path)
-    dest = tmp_path / 'dest.luks'
-    procs.fail('convert', 1, 'qemu-img: %s: error while converting luks: Unable to get accurate CPU usage' % dest)
-    result = run_module(dict(src=str(src), dest=str(dest), format='raw',
-                             encryption=dict(passphrase='correct horse battery staple', iter_time=10)), capsys)
-    # The failed convert happened (the failure was used up), and the module ran it again.
-    assert 'convert' not in procs.failures
-    assert result.get('changed') is True, result.get('msg')
-    assert procs.subcommands().count('convert') >= 2
-    assert leftovers(tmp_path, 'src.raw') == ['dest.luks']
-
-
 def test_other_convert_failures_are_not_run_again(procs, qcow2, tmp_path, capsys):
     procs.fail('convert', 1, 'qemu-img: error while writing sector 0: Input/output error')
     result = run_module(dict(src=str(qcow2), dest=str(tmp_path / 'out.raw'), format='raw'), capsys)
