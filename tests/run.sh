@@ -486,20 +486,22 @@ bench() {
 }
 
 all() {
-    local npassed=0 nfailed=0 stage start seconds result rows=()
+    local npassed=0 nfailed=0 stage start seconds result rows=() failed_stages=()
+    mkdir -p "$output"
     for stage in setup unit ee sanity integration molecule gates demo; do
         say "stage: $stage"
         start=$SECONDS
         if [[ $stage != setup && ${rows[0]} == *FAILED* ]]; then
             result="skipped (setup failed)"
             nfailed=$((nfailed + 1))
-        elif "$stage"; then
+        elif "$stage" > >(tee "$output/stage-$stage.log") 2>&1; then
             result=passed
             npassed=$((npassed + 1))
         else
             result=FAILED
             nfailed=$((nfailed + 1))
             echo "stage $stage FAILED" >&2
+            failed_stages+=("$stage")
         fi
         seconds=$((SECONDS - start))
         rows+=("$(printf '%-12s %-24s %3dm%02ds' "$stage" "$result" $((seconds / 60)) $((seconds % 60)))")
@@ -510,6 +512,12 @@ all() {
     echo
     printf '%-12s %-24s %s\n' stage result time
     printf '%s\n' "${rows[@]}"
+    # The tail CI shows is this summary: name what failed, not just which stage.
+    for stage in "${failed_stages[@]}"; do
+        echo
+        echo "why $stage failed (failure lines of $output/stage-$stage.log):"
+        grep -E 'fatal: \[|FAILED!|^FAILED|^ERROR|Error:|AssertionError|^E  |Traceback' "$output/stage-$stage.log" | tail -n 40 || true
+    done
     echo "stages: $npassed passed, $nfailed failed (${SECONDS}s in all)"
     [[ $nfailed -eq 0 ]]
 }
