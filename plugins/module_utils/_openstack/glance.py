@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import barbican as _barbican
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import keystone as _keystone
-from ansible_collections.osimage.glance.plugins.module_utils._openstack.session import Session
+from ansible_collections.osimage.glance.plugins.module_utils._openstack.session import CloudConnection, Session
 
 # The media type of Glance's JSON patch (PATCH /v2/images/{id}).
 PATCH_CONTENT_TYPE = 'application/openstack-images-v2.1-json-patch'
@@ -35,8 +36,9 @@ _UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-f
 class GlanceAPI(object):
     """Glance v2 over one cloud session, with bounded retries."""
 
-    def __init__(self, conn=None, retries: int = 3, backoff: float = 0.5, sleep=time.sleep, connect=None,
-                 session: Session | None = None):
+    def __init__(self, conn: Optional[CloudConnection] = None, retries: int = 3, backoff: float = 0.5,
+            sleep: Callable[[float], None] = time.sleep, connect: Optional[Callable[[], CloudConnection]] = None,
+            session: Optional[Session] = None) -> None:
         """``conn`` is a cloud connection, or None to have ``connect()`` make
         one on first use (so work that needs no cloud never connects); or
         give a ready ``session``."""
@@ -52,7 +54,7 @@ class GlanceAPI(object):
         return cls(session=Session.from_params(params))
 
     @property
-    def conn(self):
+    def conn(self) -> CloudConnection:
         return self.session.conn
 
     @property
@@ -114,7 +116,7 @@ class GlanceAPI(object):
         """One image by id (NotFoundError when it is not visible)."""
         return self._get_json('/images/%s' % image_id, what or 'Reading image %s' % image_id)
 
-    def list_images(self, what: str, **filters) -> list:
+    def list_images(self, what: str, **filters: Any) -> List[Dict[str, Any]]:
         """All images matching the filters, following Glance's pagination."""
         images = []
         params = dict(filters)
@@ -131,7 +133,7 @@ class GlanceAPI(object):
             params = None
         return images
 
-    def find_image(self, name_or_id: str, **filters) -> dict:
+    def find_image(self, name_or_id: str, **filters: Any) -> Dict[str, Any]:
         """An image by id, or by name when exactly one visible image has it
         (``filters`` go to the name listing, e.g. ``member_status='all'``);
         a hidden image (os_hidden) when no other image has the name."""
@@ -172,11 +174,11 @@ class GlanceAPI(object):
         self._request('DELETE', '/images/%s' % image_id, what, ok=(204, 404)).close()
 
     # -- data -------------------------------------------------------------------
-    def open_image_data(self, image: dict, what: str):
+    def open_image_data(self, image: Dict[str, Any], what: str) -> Any:
         """A streaming response with the image's bytes."""
         return self._request('GET', '/images/%s/file' % image['id'], what, stream=True, ok=(200,))
 
-    def upload_data(self, image_id: str, body, what: str, stage: bool = False, store: str | None = None) -> None:
+    def upload_data(self, image_id: str, body: Iterable[bytes], what: str, stage: bool = False, store: Optional[str] = None) -> None:
         """PUT the image data (``body`` an iterable with a length): into the
         image (``/file``, into ``store`` of a multi-store Glance when given),
         or into the staging area for an import (``stage``)."""
