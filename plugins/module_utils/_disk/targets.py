@@ -672,7 +672,26 @@ class DeviceWriter(object):
             self._stage = None
 
 
-class FileTarget(object):
+class _WritingTarget(object):
+    """What FileTarget and DeviceTarget share: every chunk goes on to
+    ``sink`` (an AtomicFile or a DeviceWriter) as it comes, nothing is held
+    back for ``finish()``."""
+
+    changed = True
+    has_data = True
+    sink = None
+
+    def finish(self) -> None:
+        pass
+
+    def write(self, chunk: bytes) -> None:
+        self.sink.write(chunk)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+
+class FileTarget(_WritingTarget):
     """A regular file dest, written through a temporary file beside it that
     replaces dest on ``commit()`` (``AtomicFile``). With
     ``copy_prefix`` the first bytes are copied from the current dest (they
@@ -681,7 +700,7 @@ class FileTarget(object):
     def __init__(self, dest: str, rename: Rename, preallocate: Optional[int] = None, copy_prefix: int = 0) -> None:
         self.dest = dest
         self._rename = rename
-        self._file = AtomicFile(dest)
+        self._file = self.sink = AtomicFile(dest)
         try:
             self._file.preallocate(preallocate)
             if copy_prefix:
@@ -698,21 +717,9 @@ class FileTarget(object):
         except OSError as exc:
             raise errors.DestinationError('Cannot read %s: %s' % (self.dest, exc.strerror or exc))
 
-    changed = True
-    has_data = True
-
     @property
     def check_path(self) -> str:
         return self._file.tmp_path
-
-    def finish(self) -> None:
-        pass
-
-    def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
-
-    def flush(self) -> None:
-        self._file.flush()
 
     def commit(self) -> None:
         self._file.commit(rename=self._rename)
@@ -722,29 +729,17 @@ class FileTarget(object):
         return 'Nothing was changed at %s.' % self.dest
 
 
-class DeviceTarget(object):
+class DeviceTarget(_WritingTarget):
     """A block device written in place (see ``DeviceWriter``); ``abandon()``
     zeroes what was written."""
 
     def __init__(self, dest: str, size: Optional[int], start: int = 0, direct: bool = True) -> None:
         self.dest = dest
-        self.writer = DeviceWriter(dest, size, start=start, direct=direct)
-
-    changed = True
-    has_data = True
+        self.writer = self.sink = DeviceWriter(dest, size, start=start, direct=direct)
 
     @property
     def check_path(self) -> str:
         return self.dest
-
-    def finish(self) -> None:
-        pass
-
-    def write(self, chunk: bytes) -> None:
-        self.writer.write(chunk)
-
-    def flush(self) -> None:
-        self.writer.flush()
 
     def commit(self) -> None:
         self.writer.flush()
