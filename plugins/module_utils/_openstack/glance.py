@@ -31,6 +31,13 @@ from ansible_collections.osimage.glance.plugins.module_utils._openstack.session 
 PATCH_CONTENT_TYPE = 'application/openstack-images-v2.1-json-patch'
 
 _UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
+# Images per list request.
+PAGE_SIZE = 1000
+
+
+def is_image_id(text: str) -> bool:
+    """Whether ``text`` has the form of an image id (a UUID)."""
+    return bool(_UUID_RE.match(text))
 
 
 class GlanceAPI(object):
@@ -116,29 +123,31 @@ class GlanceAPI(object):
         """One image by id (NotFoundError when it is not visible)."""
         return self._get_json('/images/%s' % image_id, what or 'Reading image %s' % image_id)
 
-    def list_images(self, what: str, **filters: Any) -> List[Dict[str, Any]]:
-        """All images matching the filters, following Glance's pagination."""
+    def list_images(self, what: str, max_images: Optional[int] = None, **filters: Any) -> List[Dict[str, Any]]:
+        """All images matching the filters (at most ``max_images``),
+        following Glance's pagination (``next``) to the last page."""
         images = []
         params = dict(filters)
-        params.setdefault('limit', 100)
+        # Large pages: Glance caps them at its api_limit_max (1000 by default).
+        params.setdefault('limit', min(max_images, PAGE_SIZE) if max_images else PAGE_SIZE)
         path = '/images'
         while path:
             page = self._get_json(path, what, params=params)
             images.extend(page.get('images', []))
             nxt = page.get('next')
-            if not nxt:
+            if not nxt or (max_images and len(images) >= max_images):
                 break
             # "next" is a path with the version prefix and the marker query.
             path = re.sub(r'^.*?/v2(?=/)', '', nxt)
             params = None
-        return images
+        return images[:max_images] if max_images else images
 
     def find_image(self, name_or_id: str, **filters: Any) -> Dict[str, Any]:
         """An image by id, or by name when exactly one visible image has it
         (``filters`` go to the name listing, e.g. ``member_status='all'``);
         a hidden image (os_hidden) when no other image has the name."""
         what = 'Looking up image %r' % name_or_id
-        if _UUID_RE.match(name_or_id):
+        if is_image_id(name_or_id):
             try:
                 return self._get_json('/images/%s' % name_or_id, what)
             except errors.NotFoundError:
