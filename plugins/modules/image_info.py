@@ -121,6 +121,8 @@ options:
     description:
       - The order of the list, as C(KEY) or C(KEY:asc) or C(KEY:desc) entries, for example
         C([name:asc, created_at:desc]). Glance's default order is newest first.
+      - Glance sorts by C(name), C(status), C(container_format), C(disk_format), C(size), C(id), C(created_at) and
+        C(updated_at) only.
     type: list
     elements: str
   limit:

@@ -32,6 +32,8 @@ RESERVED_QUERY = frozenset(('limit', 'marker', 'sort', 'sort_key', 'sort_dir', '
                             'size_max', 'created_at', 'updated_at', 'id', 'owner', 'protected', 'checksum',
                             'os_hash_value') + SERVER_FILTERS)
 SORT_DIRECTIONS = ('asc', 'desc')
+# The keys Glance sorts by (its SUPPORTED_SORT_KEYS); any other is HTTP 400.
+SORT_KEYS = ('name', 'status', 'container_format', 'disk_format', 'size', 'id', 'created_at', 'updated_at')
 # Glance's default order, kept when two listings are merged.
 DEFAULT_SORT = ['created_at:desc', 'id:desc']
 FILTER_OPTIONS = SERVER_FILTERS + ('name_pattern', 'name_regex', 'tags', 'owner', 'hidden', 'properties',
@@ -60,6 +62,9 @@ def sort_keys(sort: Optional[List[str]]) -> List[str]:
         if not key or direction not in SORT_DIRECTIONS:
             raise errors.InvalidOptionsError(
                 'sort entries are KEY or KEY:asc or KEY:desc (for example created_at:desc), not %r.' % entry)
+        if key not in SORT_KEYS:
+            raise errors.InvalidOptionsError(
+                'sort key %r is not one Glance sorts by; use one of %s.' % (key, ', '.join(SORT_KEYS)))
         keys.append('%s:%s' % (key, direction))
     return keys
 
