@@ -278,12 +278,19 @@ class FakeGlance(object):
     def get_image(self, image_id, what=None):
         return self.request('GET', '/images/%s' % image_id, what).json()
 
-    def list_images(self, what, **filters):
-        # Like Glance: hidden images only with os_hidden=true, and then only they.
+    def list_images(self, what, max_images=None, **filters):
+        # Like Glance: hidden images only with os_hidden=true, and then only they;
+        # every tag given must be on the image; sorted (newest first unless asked); at most limit.
         hidden = filters.pop('os_hidden', 'false') == 'true'
-        return [dict(image) for image in self.images.values()
-                if image.get('os_hidden', False) == hidden
-                and all(image.get(key) == value for key, value in filters.items())]
+        tags = filters.pop('tag', [])
+        limit = filters.pop('limit', None) or max_images
+        found = [dict(image) for image in self.images.values()
+                 if image.get('os_hidden', False) == hidden and all(tag in image['tags'] for tag in tags)
+                 and all(image.get(key) == value for key, value in filters.items() if key != 'sort')]
+        for entry in reversed(filters.get('sort', 'created_at:desc,id:desc').split(',')):
+            key, _, direction = entry.partition(':')
+            found.sort(key=lambda image, key=key: str(image.get(key)), reverse=direction == 'desc')
+        return found[:limit] if limit else found
 
     def find_image(self, name_or_id, **filters):
         self.lookups += 1
