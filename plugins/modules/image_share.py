@@ -221,15 +221,6 @@ from ansible_collections.osimage.glance.plugins.module_utils._jobs import share
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 
 
-def run(module, api):
-    if module.params['member_status']:
-        changed, result = share.ensure_member_status(module, api)
-    else:
-        changed, result = share.ensure_shared(module, api)
-    result['changed'] = changed
-    return result
-
-
 def main():
     module = GlanceModule(
         argument_spec=dict(
@@ -247,7 +238,8 @@ def main():
                             ('member_status', 'purge_members')],
         supports_check_mode=True,
     )
-    module.run(run)
+    # The member's side, or the owner's.
+    module.run(share.ensure_member_status if module.params['member_status'] else share.ensure_shared)
 
 
 if __name__ == '__main__':
