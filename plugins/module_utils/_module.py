@@ -147,7 +147,8 @@ class GlanceModule(object):
     """An AnsibleModule with the cloud options, run around one function.
 
     ``run(func)`` calls ``func(module, api)`` with this wrapper and a
-    ``GlanceAPI`` and exits with the dict it returns; an ``OsimageError``
+    ``GlanceAPI`` and exits with the dict it returns (or, from a job's
+    ``ensure_*`` function, ``(changed, result)``); an ``OsimageError``
     raised anywhere below becomes one ``fail_json`` with its message. The
     ``GlanceAPI`` connects to the cloud only when first used, so work that
     needs no cloud never needs the SDK or credentials.
@@ -198,6 +199,9 @@ class GlanceModule(object):
             # Connects (and needs openstacksdk) only on first use of the cloud.
             api = _glance.GlanceAPI.from_params(self.params) if self.cloud else None
             result = func(self, api)
+            if isinstance(result, tuple):
+                changed, result = result
+                result['changed'] = changed
         except OsimageError as exc:
             self.ansible.fail_json(msg=exc.msg, **exc.details)
         self.ansible.exit_json(**result)
