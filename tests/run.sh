@@ -487,8 +487,9 @@ gates() {
 bench() {
     cloud_up && collections_path &&
     { [[ -x $VENV/bin/openstack ]] || "$VENV/bin/pip" install -q python-openstackclient >"$output/osc.log" 2>&1; } &&
-    # openstack.cloud (image_info's peer) comes with the PyPI ansible package, in a venv of its own.
-    make_venv "$repo/.venv-peers" python3 ansible==12.3.0 openstacksdk==4.22.0 &&
+    # openstack.cloud (image_info's peer) comes with the PyPI ansible package, in a venv of its own; its 2.5.0
+    # reads openstack.version, which openstacksdk 4.15 and later no longer import on "import openstack".
+    make_venv "$repo/.venv-peers" python3 ansible==12.3.0 openstacksdk==4.14.0 &&
     PATH=$VENV/bin:$PATH "$VENV/bin/python" "$repo/tests/benchmark/bench.py" --peer-ansible "$repo/.venv-peers/bin/ansible" \
         --write "$repo/docs/benchmark.md"
 }
