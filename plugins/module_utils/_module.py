@@ -155,7 +155,7 @@ class GlanceModule(object):
     """
 
     def __init__(self, argument_spec: Dict[str, Dict[str, Any]], cloud: bool = True, bounds: Optional[Dict[str, Tuple[int, str]]] = None,
-            **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         """``cloud=False``: a module that never talks to a cloud; it takes no
         cloud options and ``run`` passes None for the API. ``bounds``: the
         minimums of numeric options (see ``check_bounds``)."""

@@ -104,7 +104,7 @@ options:
   properties:
     description:
       - Only images whose properties have these values (equality, compared as strings as Glance stores them),
-        for example C({os_distro: debian, hw_firmware_type: uefi}).
+        for example C(os_distro=debian) and C(hw_firmware_type=uefi) as a dict.
       - Image attributes that have an option of their own (C(name), C(visibility), C(owner), C(status), ...)
         are refused here; use their option.
     type: dict
@@ -119,8 +119,8 @@ options:
     type: str
   sort:
     description:
-      - The order of the list, as C(KEY) or C(KEY:asc) or C(KEY:desc) entries, for example
-        C([name:asc, created_at:desc]). Glance's default order is newest first.
+      - The order of the list, as C(KEY) or C(KEY:asc) or C(KEY:desc) entries, for example C(name:asc) then
+        C(created_at:desc). Glance's default order is newest first.
       - Glance sorts by C(name), C(status), C(container_format), C(disk_format), C(size), C(id), C(created_at) and
         C(updated_at) only.
     type: list

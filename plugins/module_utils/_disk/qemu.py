@@ -596,7 +596,7 @@ class QemuImg(object):
         return parse_info(result.stdout, what)
 
     def measure(self, path: str, fmt: str, out_fmt: str, what: str, options: Optional[Dict[str, Any]] = None,
-            objects: Sequence[str] = (), limits: Limits = INFO_LIMITS) -> Optional[Dict[str, int]]:
+                objects: Sequence[str] = (), limits: Limits = INFO_LIMITS) -> Optional[Dict[str, int]]:
         """``qemu-img measure``: ``{'required': ..., 'fully-allocated': ...}``
         bytes for converting ``path`` to ``out_fmt``; None when the output
         driver cannot measure (vmdk, vpc, vhdx, vdi)."""
@@ -621,7 +621,7 @@ class QemuImg(object):
                                       % (what, result.stdout.strip()[:300]))
 
     def compare(self, first: str, first_fmt: str, second: str, second_fmt: str, what: str, objects: Sequence[str] = (),
-            limits: Optional[Limits] = None) -> Optional[bool]:
+                limits: Optional[Limits] = None) -> Optional[bool]:
         """``qemu-img compare``: True when the guest sees the same data,
         False when not, None when it cannot tell (then its message is in
         ``self.last_compare_message``)."""
@@ -657,8 +657,8 @@ class ConvertCommand(object):
     required (``-f``: qemu-img never probes)."""
 
     def __init__(self, src: str, src_format: str, dest: str, dest_format: str, options: Optional[Dict[str, Any]] = None,
-            compress: bool = False, objects: Sequence[str] = (), cache: Optional[str] = None, src_cache: Optional[str] = None,
-            coroutines: Optional[int] = None, out_of_order: bool = False) -> None:
+                 compress: bool = False, objects: Sequence[str] = (), cache: Optional[str] = None, src_cache: Optional[str] = None,
+                 coroutines: Optional[int] = None, out_of_order: bool = False) -> None:
         if not src_format:
             raise ValueError('the source format must be given: qemu-img must not probe')
         self.src = src

@@ -57,7 +57,7 @@ def sort_keys(sort: Optional[List[str]]) -> List[str]:
     """``sort`` entries (``KEY`` or ``KEY:asc|desc``) checked and made explicit."""
     keys = []
     for entry in sort or ():
-        key, _, direction = entry.partition(':')
+        key, _sep, direction = entry.partition(':')
         direction = direction or 'asc'
         if not key or direction not in SORT_DIRECTIONS:
             raise errors.InvalidOptionsError(
@@ -131,7 +131,7 @@ def merge_sorted(listings: List[List[Dict[str, Any]]], keys: List[str]) -> List[
     """Several listings of one order as one, in that order."""
     images = [image for listing in listings for image in listing]
     for entry in reversed(keys or DEFAULT_SORT):
-        key, _, direction = entry.partition(':')
+        key, _sep, direction = entry.partition(':')
         images.sort(key=lambda image, key=key: _sort_value(image, key), reverse=direction == 'desc')
     return images
 

@@ -44,8 +44,8 @@ class GlanceAPI(object):
     """Glance v2 over one cloud session, with bounded retries."""
 
     def __init__(self, conn: Optional[CloudConnection] = None, retries: int = 3, backoff: float = 0.5,
-            sleep: Callable[[float], None] = time.sleep, connect: Optional[Callable[[], CloudConnection]] = None,
-            session: Optional[Session] = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, connect: Optional[Callable[[], CloudConnection]] = None,
+                 session: Optional[Session] = None) -> None:
         """``conn`` is a cloud connection, or None to have ``connect()`` make
         one on first use (so work that needs no cloud never connects); or
         give a ready ``session``."""
@@ -144,8 +144,8 @@ class GlanceAPI(object):
 
     def find_image(self, name_or_id: str, **filters: Any) -> Dict[str, Any]:
         """An image by id, or by name when exactly one visible image has it
-        (``filters`` go to the name listing, e.g. ``member_status='all'``);
-        a hidden image (os_hidden) when no other image has the name."""
+        (``filters`` go to the name listing, e.g. ``member_status='all'``),
+        hidden images (os_hidden) counted as any other."""
         what = 'Looking up image %r' % name_or_id
         if is_image_id(name_or_id):
             try:
@@ -153,9 +153,10 @@ class GlanceAPI(object):
             except errors.NotFoundError:
                 pass  # an image may be named like a UUID
         matches = self.list_images(what, name=name_or_id, **filters)
-        if not matches and 'os_hidden' not in filters:
-            # Glance lists hidden images (os_hidden) only when asked for them alone.
-            matches = self.list_images(what, name=name_or_id, os_hidden='true', **filters)
+        if 'os_hidden' not in filters:
+            # Glance lists hidden images (os_hidden) only when asked for them alone; a
+            # hidden image is still "the image X", and with a visible X makes X ambiguous.
+            matches += self.list_images(what, name=name_or_id, os_hidden='true', **filters)
         if not matches:
             raise errors.NotFoundError(
                 'No image with name or id %r is visible to this project in %s. Check the name, the '

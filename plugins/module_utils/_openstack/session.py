@@ -285,7 +285,7 @@ class Session(object):
     """The keystoneauth session of one cloud connection, with bounded retries."""
 
     def __init__(self, conn: Optional[CloudConnection] = None, retries: int = 3, backoff: float = 0.5,
-            sleep: Callable[[float], None] = time.sleep, connect: Optional[Callable[[], CloudConnection]] = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, connect: Optional[Callable[[], CloudConnection]] = None) -> None:
         """``conn`` is a CloudConnection, or None to have ``connect()`` make
         one on first use (so work that needs no cloud never connects)."""
         self._conn = conn
@@ -414,7 +414,7 @@ class Session(object):
 
     # -- the one send ---------------------------------------------------------
     def send(self, where: Tuple[str, str], url: str, method: str, what: str, stream: bool = False, ok: Tuple[int, ...] = (200, 201, 204),
-            **kwargs: Any) -> Any:
+             **kwargs: Any) -> Any:
         """One request over the session through the retry loop; a status
         outside ``ok`` becomes one clear error naming ``where`` (the service
         and its endpoint)."""

@@ -374,7 +374,7 @@ class FakeGlance(object):
                  and all(tag in image['tags'] for tag in tags)
                  and all(image.get(key) == value for key, value in filters.items())]
         for entry in reversed(order.split(',')):
-            key, _, direction = entry.partition(':')
+            key, _sep, direction = entry.partition(':')
             found.sort(key=lambda image, key=key: str(image.get(key)), reverse=direction == 'desc')
         return found[:limit] if limit else found
 
@@ -383,7 +383,7 @@ class FakeGlance(object):
         if name_or_id in self.images and self.visible(self.images[name_or_id]):
             return dict(self.images[name_or_id])
         matches = (self.list_images('', name=name_or_id, **filters)
-                   or self.list_images('', name=name_or_id, os_hidden='true', **filters))
+                   + self.list_images('', name=name_or_id, os_hidden='true', **filters))
         if len(matches) != 1:
             raise errors.NotFoundError('No image with name or id %r is visible to this project (%d found)'
                                        % (name_or_id, len(matches)))

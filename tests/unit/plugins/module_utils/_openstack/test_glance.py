@@ -167,7 +167,7 @@ def test_list_images_stops_at_max_images():
 
 def test_find_image_by_name_that_several_images_have_lists_the_ids():
     body = {'images': [{'id': 'b-id', 'name': 'cirros'}, {'id': 'a-id', 'name': 'cirros'}]}
-    api = make_api(connection(responses=[FakeResponse(200, body=body)]))[0]
+    api = make_api(connection(responses=[FakeResponse(200, body=body), FakeResponse(200, body={'images': []})]))[0]
     with pytest.raises(errors.AmbiguousImageError, match="2 images are named 'cirros': a-id, b-id"):
         api.find_image('cirros')
 
@@ -175,7 +175,8 @@ def test_find_image_by_name_that_several_images_have_lists_the_ids():
 def test_find_image_by_id_falls_back_to_a_name_that_looks_like_an_id():
     uuid = '0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5'
     responses = [FakeResponse(404, text='not found'),
-                 FakeResponse(200, body={'images': [{'id': 'other', 'name': uuid}]})]
+                 FakeResponse(200, body={'images': [{'id': 'other', 'name': uuid}]}),
+                 FakeResponse(200, body={'images': []})]
     api = make_api(connection(responses=responses))[0]
     assert api.find_image(uuid)['id'] == 'other'
 
@@ -196,6 +197,14 @@ def test_find_image_finds_a_hidden_image_by_name():
                                  FakeResponse(200, body={'images': [{'id': 'h-id', 'name': 'golden'}]})])
     api = make_api(conn)[0]
     assert api.find_image('golden')['id'] == 'h-id'
+
+
+def test_a_hidden_and_a_visible_image_of_one_name_are_ambiguous():
+    conn = connection(responses=[FakeResponse(200, body={'images': [{'id': 'v-id', 'name': 'golden'}]}),
+                                 FakeResponse(200, body={'images': [{'id': 'h-id', 'name': 'golden'}]})])
+    api = make_api(conn)[0]
+    with pytest.raises(errors.AmbiguousImageError, match="2 images are named 'golden': h-id, v-id"):
+        api.find_image('golden')
 
 
 @pytest.mark.parametrize('catalog, root', [

@@ -186,9 +186,12 @@ def test_image_patch_uses_the_json_patch_media_type():
 
 
 def test_find_image_passes_filters_to_the_name_listing():
-    api, conn, _sleeps = make_api(FakeResponse(200, {'images': [{'id': 'img', 'name': 'golden'}]}))
+    api, conn, _sleeps = make_api(FakeResponse(200, {'images': [{'id': 'img', 'name': 'golden'}]}),
+                                  FakeResponse(200, {'images': []}))
     assert api.find_image('golden', member_status='all')['id'] == 'img'
     assert conn.session.requests[0][2]['params'] == {'name': 'golden', 'member_status': 'all', 'limit': 1000}
+    assert conn.session.requests[1][2]['params'] == {'name': 'golden', 'member_status': 'all', 'os_hidden': 'true',
+                                                     'limit': 1000}
 
 
 # -- a second connection ------------------------------------------------------------------
