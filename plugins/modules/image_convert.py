@@ -328,7 +328,7 @@ qemu_img_version:
 
 from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu as qemu_img
 from ansible_collections.osimage.glance.plugins.module_utils._jobs import convert
-from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
+from ansible_collections.osimage.glance.plugins.module_utils._module import OsimageModule
 
 
 def run(module, _api=None):
@@ -345,7 +345,7 @@ def run(module, _api=None):
 
 
 def main():
-    module = GlanceModule(
+    module = OsimageModule(
         argument_spec=dict(
             src=dict(type='path', required=True),
             src_format=dict(type='str', choices=['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi', 'iso']),
@@ -369,7 +369,6 @@ def main():
                 timeout=dict(type='int', default=0),
             )),
         ),
-        cloud=False,
         bounds={'limits.address_space': (0, 'MiB; 0 means no limit'),
                 'limits.cpu_time': (0, '0 means the automatic limit'),
                 'limits.timeout': (0, '0 means no limit'),

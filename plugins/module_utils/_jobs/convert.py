@@ -25,7 +25,7 @@ from ansible_collections.osimage.glance.plugins.module_utils._disk import inspec
 from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu as qemu_img
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
-from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
+from ansible_collections.osimage.glance.plugins.module_utils._module import OsimageModule
 
 OUTPUT_FORMATS = ('raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi')
 SUBFORMATS = {
@@ -416,7 +416,7 @@ def convert(ctx: Context) -> float:
 class Context(object):
     """Everything one run works with."""
 
-    def __init__(self, module: GlanceModule, qemu: qemu_img.QemuImg, output: Output) -> None:
+    def __init__(self, module: OsimageModule, qemu: qemu_img.QemuImg, output: Output) -> None:
         params = module.params
         self.params = params
         self.qemu = qemu
@@ -442,7 +442,7 @@ def check_src(src: str, dest: str) -> None:
         raise errors.InvalidOptionsError('src and dest are the same file, %s; convert into another path.' % src)
 
 
-def ensure_converted(module: GlanceModule, qemu: qemu_img.QemuImg, output: Output,
+def ensure_converted(module: OsimageModule, qemu: qemu_img.QemuImg, output: Output,
                      secret: Optional[qemu_img.SecretFile] = None) -> Tuple[bool, Dict[str, Any]]:
     """Make dest hold src in the wanted format; returns ``(changed, result)``."""
     ctx = Context(module, qemu, output)
