@@ -326,22 +326,8 @@ qemu_img_version:
   sample: 7.2.22
 '''
 
-from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu as qemu_img
 from ansible_collections.osimage.glance.plugins.module_utils._jobs import convert
 from ansible_collections.osimage.glance.plugins.module_utils._module import OsimageModule
-
-
-def run(module, _api=None):
-    output = convert.Output(module.params)  # contradicting options fail before anything runs
-    qemu = qemu_img.QemuImg.find()
-    encryption = module.params['encryption']
-    if encryption:
-        with qemu_img.SecretFile(encryption['passphrase']) as secret:
-            changed, result = convert.ensure_converted(module, qemu, output, secret)
-    else:
-        changed, result = convert.ensure_converted(module, qemu, output)
-    result['changed'] = changed
-    return result
 
 
 def main():
@@ -376,7 +362,7 @@ def main():
         add_file_common_args=True,
         supports_check_mode=True,
     )
-    module.run(run)
+    module.run(convert.ensure_converted)
 
 
 if __name__ == '__main__':

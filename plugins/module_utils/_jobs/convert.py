@@ -442,9 +442,21 @@ def check_src(src: str, dest: str) -> None:
         raise errors.InvalidOptionsError('src and dest are the same file, %s; convert into another path.' % src)
 
 
-def ensure_converted(module: OsimageModule, qemu: qemu_img.QemuImg, output: Output,
-                     secret: Optional[qemu_img.SecretFile] = None) -> Tuple[bool, Dict[str, Any]]:
-    """Make dest hold src in the wanted format; returns ``(changed, result)``."""
+def ensure_converted(module: OsimageModule, _api: None = None) -> Tuple[bool, Dict[str, Any]]:
+    """The job: make dest hold src in the wanted format; returns ``(changed, result)``."""
+    output = Output(module.params)  # contradicting options fail before anything runs
+    qemu = qemu_img.QemuImg.find()
+    encryption = module.params['encryption']
+    if encryption:
+        with qemu_img.SecretFile(encryption['passphrase']) as secret:
+            return ensure_converted_with(module, qemu, output, secret)
+    return ensure_converted_with(module, qemu, output)
+
+
+def ensure_converted_with(module: OsimageModule, qemu: qemu_img.QemuImg, output: Output,
+                          secret: Optional[qemu_img.SecretFile] = None) -> Tuple[bool, Dict[str, Any]]:
+    """Make dest hold src as ``output`` says, with qemu-img ``qemu`` and the
+    LUKS passphrase in ``secret``; returns ``(changed, result)``."""
     ctx = Context(module, qemu, output)
     out = output
     if secret is not None:
