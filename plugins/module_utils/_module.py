@@ -143,27 +143,21 @@ class _SecretsFirstModule(AnsibleModule):
         self.no_log_values.update(secret_values(self.params))
 
 
-class GlanceModule(object):
-    """An AnsibleModule with the cloud options, run around one function.
+class OsimageModule(object):
+    """An AnsibleModule run around one function, for a module that works on
+    this host only and takes no cloud options.
 
-    ``run(func)`` calls ``func(module, api)`` with this wrapper and a
-    ``GlanceAPI`` and exits with the dict it returns (or, from a job's
-    ``ensure_*`` function, ``(changed, result)``); an ``OsimageError``
-    raised anywhere below becomes one ``fail_json`` with its message. The
-    ``GlanceAPI`` connects to the cloud only when first used, so work that
-    needs no cloud never needs the SDK or credentials.
+    ``run(func)`` calls ``func(module, None)`` with this wrapper and exits
+    with the dict it returns (or, from a job's ``ensure_*`` function,
+    ``(changed, result)``); an ``OsimageError`` raised anywhere below
+    becomes one ``fail_json`` with its message.
     """
 
-    def __init__(self, argument_spec: Dict[str, Dict[str, Any]], cloud: bool = True, bounds: Optional[Dict[str, Tuple[int, str]]] = None,
+    def __init__(self, argument_spec: Dict[str, Dict[str, Any]], bounds: Optional[Dict[str, Tuple[int, str]]] = None,
                  **kwargs: Any) -> None:
-        """``cloud=False``: a module that never talks to a cloud; it takes no
-        cloud options and ``run`` passes None for the API. ``bounds``: the
-        minimums of numeric options (see ``check_bounds``)."""
-        self.cloud = cloud
-        self.bounds = dict(CLOUD_BOUNDS if cloud else {}, **(bounds or {}))
-        spec = _session.cloud_argument_spec() if cloud else {}
-        spec.update(argument_spec)
-        self.ansible = _SecretsFirstModule(argument_spec=spec, **kwargs)
+        """``bounds``: the minimums of numeric options (see ``check_bounds``)."""
+        self.bounds = dict(bounds or {})
+        self.ansible = _SecretsFirstModule(argument_spec=argument_spec, **kwargs)
         self.params = self.ansible.params
         # Every child process starts through this module's run_command.
         qemu.bind(self.ansible)
@@ -192,16 +186,34 @@ class GlanceModule(object):
         file_args = self.ansible.load_file_common_arguments(self.params, path=path)
         return self.ansible.set_fs_attributes_if_different(file_args, changed, diff=diff)
 
-    def run(self, func: Callable[[GlanceModule, Optional[_glance.GlanceAPI]], Dict[str, Any]]) -> NoReturn:
+    def api(self) -> Optional[_glance.GlanceAPI]:
+        """What ``run`` hands the function besides the module: no cloud here."""
+        return None
+
+    def run(self, func: Callable[[Any, Optional[_glance.GlanceAPI]], Any]) -> NoReturn:
         try:
             # With the argument validation: before anything is done.
             check_bounds(self.params, self.bounds)
-            # Connects (and needs openstacksdk) only on first use of the cloud.
-            api = _glance.GlanceAPI.from_params(self.params) if self.cloud else None
-            result = func(self, api)
+            result = func(self, self.api())
             if isinstance(result, tuple):
                 changed, result = result
                 result['changed'] = changed
         except OsimageError as exc:
             self.ansible.fail_json(msg=exc.msg, **exc.details)
         self.ansible.exit_json(**result)
+
+
+class GlanceModule(OsimageModule):
+    """An OsimageModule with the cloud options; ``run`` hands the function a
+    ``GlanceAPI``, which connects to the cloud only when first used, so work
+    that needs no cloud never needs the SDK or credentials."""
+
+    def __init__(self, argument_spec: Dict[str, Dict[str, Any]], bounds: Optional[Dict[str, Tuple[int, str]]] = None,
+                 **kwargs: Any) -> None:
+        spec = _session.cloud_argument_spec()
+        spec.update(argument_spec)
+        super(GlanceModule, self).__init__(spec, dict(CLOUD_BOUNDS, **(bounds or {})), **kwargs)
+
+    def api(self) -> Optional[_glance.GlanceAPI]:
+        # Connects (and needs openstacksdk) only on first use of the cloud.
+        return _glance.GlanceAPI.from_params(self.params)

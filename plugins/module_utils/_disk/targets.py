@@ -458,6 +458,17 @@ def dest_kind(dest: str, allow_block: bool = True) -> str:
         'replace, or of a block device.' % dest)
 
 
+def check_parent(dest: str) -> str:
+    """The directory of ``dest``; refused when it does not exist (a module
+    writes into it but never creates it)."""
+    parent = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(parent):
+        raise errors.DestinationError(
+            'The directory of dest, %s, does not exist. Create it first (for example with '
+            'ansible.builtin.file state=directory).' % parent)
+    return parent
+
+
 def is_block_device(path: str) -> bool:
     try:
         return stat.S_ISBLK(os.stat(path).st_mode)

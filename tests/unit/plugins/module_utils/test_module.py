@@ -88,10 +88,10 @@ def test_auth_url_and_user_stay_readable_in_a_message_when_auth_is_given(capsys)
     assert json.loads(output)['msg'] == 'Keystone at http://keystone.test/v3 rejected the credentials of user demo'
 
 
-def run_with(args, argument_spec, capsys, **kwargs):
+def run_with(args, argument_spec, capsys, module_class=_module.GlanceModule, **kwargs):
     ran = []
     with patch_module_args(args):
-        module = _module.GlanceModule(argument_spec=argument_spec, **kwargs)
+        module = module_class(argument_spec=argument_spec, **kwargs)
         with pytest.raises(SystemExit):
             module.run(lambda module, api: ran.append(True) or {'changed': False})
     return json.loads(capsys.readouterr().out), ran
@@ -116,7 +116,7 @@ def test_zero_and_the_defaults_pass_and_a_zero_api_timeout_does_not(capsys):
     assert ran == [True] and 'failed' not in result
     result, ran = run_with({'api_timeout': 0}, spec, capsys)
     assert ran == [] and 'api_timeout is 0 but must be 1 or more' in result['msg']
-    result, ran = run_with({}, {}, capsys, cloud=False)
+    result, ran = run_with({}, {}, capsys, module_class=_module.OsimageModule)
     assert ran == [True]
 
 
@@ -130,7 +130,7 @@ def test_the_module_tells_diff_mode_and_carries_warnings(capsys, diff):
         return {'changed': False}
 
     with patch_module_args({'_ansible_diff': diff}):
-        module = _module.GlanceModule({}, cloud=False)
+        module = _module.OsimageModule({})
         with pytest.raises(SystemExit):
             module.run(job)
     result = json.loads(capsys.readouterr().out)
@@ -142,7 +142,7 @@ def test_the_module_tells_diff_mode_and_carries_warnings(capsys, diff):
 @pytest.mark.parametrize('changed', [True, False])
 def test_a_job_returning_changed_and_result_exits_with_both(capsys, changed):
     with patch_module_args({}):
-        module = _module.GlanceModule({}, cloud=False)
+        module = _module.OsimageModule({})
         with pytest.raises(SystemExit):
             module.run(lambda module, api: (changed, {'id': 'i1'}))
     result = json.loads(capsys.readouterr().out)

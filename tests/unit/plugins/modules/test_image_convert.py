@@ -26,6 +26,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
 from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
+from ansible_collections.osimage.glance.plugins.module_utils._jobs import convert as convert_job
 from ansible_collections.osimage.glance.plugins.modules import image_convert
 
 pytestmark = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='needs qemu-img (qemu-utils)')
@@ -447,7 +448,7 @@ def test_luks_calibration_flaw_of_qemu_img_is_tried_again(procs, tmp_path, capsy
     # The injected failure was retried. The retries run the real qemu-img 7.2,
     # which can hit the same flaw again on a busy host, so up to the bound.
     assert 'convert' not in procs.failures
-    assert 2 <= procs.subcommands().count('convert') <= image_convert.LUKS_CALIBRATION_ATTEMPTS
+    assert 2 <= procs.subcommands().count('convert') <= convert_job.LUKS_CALIBRATION_ATTEMPTS
 
 
 def test_reason_says_why_it_converted(procs, qcow2, tmp_path, capsys):
