@@ -19,12 +19,13 @@ import os
 import stat
 import tempfile
 import time
+from typing import Iterable, Iterator
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 
 
-def check_readable(path):
+def check_readable(path: str) -> os.stat_result:
     """``os.stat`` of a readable regular file (or block device), or one clear error."""
     try:
         st = os.stat(path)
@@ -71,7 +72,7 @@ class DigestCache(object):
     the worst a stale or damaged cache can cause is a re-hash.
     """
 
-    def __init__(self, fallback_dir=None):
+    def __init__(self, fallback_dir: str | None = None) -> None:
         if fallback_dir is None:
             base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
             fallback_dir = os.path.join(base, 'osimage.glance', 'digests')
@@ -81,7 +82,7 @@ class DigestCache(object):
         key = hashlib.sha256(os.path.realpath(path).encode('utf-8', 'surrogateescape')).hexdigest()
         return os.path.join(self.fallback_dir, '%s.%s' % (key, algo))
 
-    def get(self, path, st, algo):
+    def get(self, path: str, st: os.stat_result, algo: str) -> str | None:
         """The cached digest of ``path`` (whose stat is ``st``), or None."""
         getxattr = getattr(os, 'getxattr', None)
         if getxattr is not None:
@@ -99,7 +100,7 @@ class DigestCache(object):
         # The fallback is keyed by path too: the record names the inode.
         return _parse_record(record, st)
 
-    def put(self, path, st, algo, digest, now=None):
+    def put(self, path: str, st: os.stat_result, algo: str, digest: str, now: float | None = None) -> str | None:
         """Remember ``digest``; returns where (``xattr``, ``file`` or None)."""
         now = time.time() if now is None else now
         if now - st.st_mtime_ns / 1e9 < RACY_SECONDS:
@@ -142,8 +143,8 @@ class HashingBody(object):
     Iterating again (a retried request) starts a new pass with fresh digests.
     """
 
-    def __init__(self, path, size, algos, chunk_size=stream.CHUNK_SIZE, deadline=None,
-                 depth=stream.QUEUE_DEPTH):
+    def __init__(self, path: str, size: int, algos: Iterable[str], chunk_size: int = stream.CHUNK_SIZE,
+                 deadline: stream.Deadline | None = None, depth: int = stream.QUEUE_DEPTH) -> None:
         self.path = path
         self.size = size
         self.algos = list(algos)
@@ -153,10 +154,10 @@ class HashingBody(object):
         self.digests = stream.Digests(self.algos)
         self.sent = 0
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.size
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         self.digests = stream.Digests(self.algos)
         self.sent = 0
         return self._chunks()
@@ -170,7 +171,7 @@ class HashingBody(object):
                 self.sent += len(chunk)
                 yield chunk
 
-    def hexdigests(self):
+    def hexdigests(self) -> dict:
         """The digests of the last complete pass."""
         if self.digests.size != self.size:
             return {}

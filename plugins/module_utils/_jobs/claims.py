@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import uuid
+from typing import Any, Callable
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 
@@ -48,25 +49,25 @@ MINE = 'mine'          # claimed by this run
 class Claim(object):
     """A parsed claim: who (run id and host) and when (unix time)."""
 
-    def __init__(self, run_id, host, when):
+    def __init__(self, run_id: str, host: str, when: int) -> None:
         self.run_id = run_id
         self.host = host
         self.when = when
 
-    def __str__(self):
+    def __str__(self) -> str:
         return 'run %s on host %s' % (self.run_id, self.host)
 
 
-def new_run_id():
+def new_run_id() -> str:
     """Unique per run: random, plus the pid for whoever reads it."""
     return '%s.%d' % (uuid.uuid4().hex[:12], os.getpid())
 
 
-def claim_value(run_id, host, when):
+def claim_value(run_id: str, host: str, when: float) -> str:
     return '%s@%s:%d' % (run_id, host, int(when))
 
 
-def parse_claim(value):
+def parse_claim(value: Any) -> Claim | None:
     """The Claim in a property value, or None when it is not one of ours."""
     if not isinstance(value, str):
         return None
@@ -77,7 +78,7 @@ def parse_claim(value):
     return Claim(run_id, host, int(when))
 
 
-def fingerprint(image):
+def fingerprint(image: dict) -> tuple:
     """What changes when anyone works on an image."""
     return tuple(image.get(key) for key in ('status', 'size', 'checksum', 'os_hash_value', 'updated_at',
                                             CLAIM_PROPERTY, 'os_glance_importing_to_stores'))
@@ -91,7 +92,8 @@ class ClaimWatch(object):
     long an image has been watched unchanged (monotonic); ``wall`` is this
     host's time to read the age of a claim."""
 
-    def __init__(self, run_id, stale_after, watch=CLAIM_WATCH, clock=time.monotonic, wall=time.time):
+    def __init__(self, run_id: str, stale_after: float, watch: float = CLAIM_WATCH,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.run_id = run_id
         self.stale_after = stale_after
         self.watch = watch
@@ -99,7 +101,7 @@ class ClaimWatch(object):
         self._wall = wall
         self._seen = {}
 
-    def unchanged_for(self, image):
+    def unchanged_for(self, image: dict) -> float:
         """Seconds this image has looked the same (0 at the first look)."""
         now = self._clock()
         mark = fingerprint(image)
@@ -109,10 +111,10 @@ class ClaimWatch(object):
             return 0.0
         return now - seen[1]
 
-    def claim_age(self, claim):
+    def claim_age(self, claim: Claim) -> float:
         return self._wall() - claim.when
 
-    def judge(self, image):
+    def judge(self, image: dict | None) -> str:
         if image is None or image.get('status') not in BUSY:
             return DONE
         claim = parse_claim(image.get(CLAIM_PROPERTY))
@@ -127,7 +129,7 @@ class ClaimWatch(object):
             return STALE
         return LIVE
 
-    def describe(self, image):
+    def describe(self, image: dict) -> str:
         """The image and who claims it, for messages."""
         claim = parse_claim(image.get(CLAIM_PROPERTY))
         text = 'image %s (%s' % (image['id'], image.get('status'))
@@ -146,7 +148,8 @@ class ClaimKeeper(object):
     takes the image for stale after an unchanged watch, so a missed tick is
     harmless); 404 (the image is gone) ends it."""
 
-    def __init__(self, patch, run_id, host, interval=CLAIM_REFRESH, wall=time.time):
+    def __init__(self, patch: Callable[[list], Any], run_id: str, host: str, interval: float = CLAIM_REFRESH,
+                 wall: Callable[[], float] = time.time) -> None:
         self._patch = patch
         self.run_id = run_id
         self.host = host
@@ -157,10 +160,10 @@ class ClaimKeeper(object):
         self.refreshed = 0
         self.last_error = None
 
-    def value(self):
+    def value(self) -> str:
         return claim_value(self.run_id, self.host, self._wall())
 
-    def start(self):
+    def start(self) -> ClaimKeeper:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name='osimage-claim', daemon=True)
             self._thread.start()
@@ -176,7 +179,7 @@ class ClaimKeeper(object):
             except errors.OsimageError as exc:
                 self.last_error = exc.msg
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)

@@ -15,11 +15,13 @@ Private to the collection; not a public API.
 from __future__ import annotations
 
 import re
+from typing import Any, Collection
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._jobs.claims import CLAIM_PROPERTY
+from ansible_collections.osimage.glance.plugins.module_utils._openstack.glance import GlanceAPI
 
 NAME_MAX = 255
 AMAZON_FORMATS = ('aki', 'ari', 'ami')
@@ -33,7 +35,7 @@ RESERVED_PREFIXES = ('os_glance', 'img_signature', 'os_hash')
 
 # -- validation ---------------------------------------------------------------
 
-def schema_enum(schema, attribute):
+def schema_enum(schema: dict | None, attribute: str) -> list | None:
     """The values an image attribute may take according to Glance's image
     schema (``GET /v2/schemas/image``), or None when the schema has no enum."""
     values = ((schema or {}).get('properties') or {}).get(attribute, {}).get('enum')
@@ -42,7 +44,8 @@ def schema_enum(schema, attribute):
     return [value for value in values if value is not None]
 
 
-def validate_metadata(schema, name, disk_format, container_format):
+def validate_metadata(schema: dict | None, name: str | None, disk_format: str | None,
+                      container_format: str | None) -> None:
     """The checks Glance would make, made before any byte moves."""
     if name is not None and len(name) > NAME_MAX:
         raise errors.BadRequestError(
@@ -122,7 +125,7 @@ def _expected(types):
     return ' or '.join(names) or 'null'
 
 
-def coerce_value(value, spec):
+def coerce_value(value: Any, spec: dict) -> Any:
     """``value`` as the type Glance's schema entry ``spec`` wants, converting
     what Ansible hands over as text ("true", "8"); raises ValueError with
     the reason when it cannot be that type or breaks the entry's limits."""
@@ -191,7 +194,7 @@ def _is_type(value, kind):
     return kind == 'null' and value is None
 
 
-def check_properties(schema, properties):
+def check_properties(schema: dict | None, properties: dict | None) -> dict:
     """``properties`` checked against Glance's image schema (``GET
     /v2/schemas/image``) and converted to the types Glance wants: a schema
     attribute (``os_hidden``, or ``kernel_id`` where the operator's schema
@@ -231,7 +234,7 @@ def check_properties(schema, properties):
     return result
 
 
-def check_options(schema, options):
+def check_options(schema: dict | None, options: dict) -> None:
     """The options that become image attributes (``id``, ``owner``,
     ``tags``...) against their entries in Glance's image schema."""
     declared = (schema or {}).get('properties') or {}
@@ -256,7 +259,7 @@ def check_options(schema, options):
 BOOT_IMAGE_FORMATS = {'kernel_id': 'aki', 'ramdisk_id': 'ari'}
 
 
-def check_boot_images(api, properties):
+def check_boot_images(api: GlanceAPI, properties: dict | None) -> None:
     """``kernel_id`` and ``ramdisk_id`` must be ids of images this project
     sees, with disk_format aki and ari: Glance stores any text there, and
     the mistake would show only when nova boots the image."""
@@ -283,14 +286,14 @@ def check_boot_images(api, properties):
 
 # -- metadata -------------------------------------------------------------------
 
-def user_properties(image, core):
+def user_properties(image: dict, core: Collection[str]) -> dict:
     """The additional properties of an image (all but the schema's own
     attributes and the claim of the run that makes it, which is neither
     compared, shown nor purged)."""
     return dict((key, value) for key, value in image.items() if key not in core and key != CLAIM_PROPERTY)
 
 
-def metadata_view(image, core):
+def metadata_view(image: dict | None, core: Collection[str]) -> dict:
     """What the diff shows of an image: the managed attributes and its properties."""
     if image is None:
         return dict(state='absent')
@@ -303,7 +306,7 @@ def metadata_view(image, core):
     return view
 
 
-def metadata_patch(image, wanted, properties, purge, core):
+def metadata_patch(image: dict, wanted: dict, properties: dict, purge: bool, core: Collection[str]) -> list:
     """The JSON-patch operations that turn ``image`` into what is wanted.
 
     ``wanted`` holds the managed attributes with None meaning "leave alone";
@@ -346,7 +349,7 @@ def metadata_patch(image, wanted, properties, purge, core):
     return ops
 
 
-def apply_patch(image, ops):
+def apply_patch(image: dict, ops: list) -> dict:
     """What Glance will show after the patch (for check mode and the diff)."""
     result = dict(image)
     for op in ops:

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any, Callable
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import sources
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 from ansible_collections.osimage.glance.plugins.module_utils._jobs import claims
 from ansible_collections.osimage.glance.plugins.module_utils._jobs import metadata
+from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
+from ansible_collections.osimage.glance.plugins.module_utils._openstack.barbican import BarbicanAPI
+from ansible_collections.osimage.glance.plugins.module_utils._openstack.glance import GlanceAPI
 from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
 
 # Glance's default multihash algorithm (``[DEFAULT] hashing_algorithm``).
@@ -35,11 +39,11 @@ HAS_DATA = ('active', 'deactivated')
 INSPECT_BYTES = 16 * 1024 * 1024
 
 
-def split_stores(text):
+def split_stores(text: str | None) -> list:
     return [store for store in (text or '').split(',') if store]
 
 
-def glance_call(action, func, *args, **kwargs):
+def glance_call(action: str, func: Callable, *args, **kwargs) -> Any:
     """Run one Glance call; 413, 403 and 409 become one clear message each."""
     try:
         return func(*args, **kwargs)
@@ -64,7 +68,7 @@ def _head(path, limit):
     return stream.read_file(path, limit)
 
 
-def detect_format(path, size, schema):
+def detect_format(path: str, size: int, schema: dict) -> str:
     """The disk_format of a file when none is given: the format inspector's
     verdict on its head, in Glance's name (a GPT disk is raw), which must be
     one this Glance accepts. ``inspect_format`` then cross-checks it as it
@@ -83,13 +87,13 @@ def detect_format(path, size, schema):
     return detected
 
 
-def formats_name(detected):
+def formats_name(detected: str) -> str:
     """The Glance disk_format of a format the inspector detected."""
     from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect as formats
     return formats.effective_format(detected, None)
 
 
-def inspect_format(path, disk_format, size):
+def inspect_format(path: str, disk_format: str, size: int) -> dict:
     """The one call site of the format inspector (osimage.glance's _disk.inspect):
     the declared disk_format must be what the content is, and the content must
     pass the format's safety checks. Looks at the head of the file."""
@@ -111,7 +115,7 @@ class Uploader(object):
     clock = staticmethod(time.monotonic)
     wall = staticmethod(time.time)
 
-    def __init__(self, module, api, cache=None):
+    def __init__(self, module: GlanceModule, api: GlanceAPI, cache: sources.DigestCache | None = None) -> None:
         self.module = module
         self.api = api
         self.params = module.params
@@ -140,19 +144,19 @@ class Uploader(object):
         self.certificate_id = None
 
     # -- lookups ---------------------------------------------------------------
-    def load_schema(self):
+    def load_schema(self) -> None:
         self.schema = self.api.get_image_schema()
         self.core = set((self.schema.get('properties') or {}).keys()) | set(['stores', 'file', 'schema', 'self'])
 
     @property
-    def project_id(self):
+    def project_id(self) -> str:
         return self.api.current_project_id
 
     @property
-    def owner(self):
+    def owner(self) -> str:
         return self.params['owner'] or self.project_id
 
-    def candidates(self):
+    def candidates(self) -> list:
         """Images this task is about: the one with ``id``, or those with the
         name that the owner owns."""
         params = self.params
@@ -171,14 +175,14 @@ class Uploader(object):
         return sorted((image for image in images if image.get('status') not in gone),
                       key=lambda image: (image.get('created_at') or '', image['id']))
 
-    def get_image(self, image_id):
+    def get_image(self, image_id: str) -> dict:
         return self.api.get_image(image_id, 'Reading image %s' % image_id)
 
     # -- local file --------------------------------------------------------------
-    def algos(self):
+    def algos(self) -> list:
         return [ALGO] + ([self.signer.algo] if self.signer and self.signer.algo != ALGO else [])
 
-    def cached_digests(self):
+    def cached_digests(self) -> bool:
         for algo in self.algos():
             if algo not in self.digests:
                 found = self.cache.get(self.params['filename'], self.st, algo)
@@ -186,7 +190,7 @@ class Uploader(object):
                     self.digests[algo] = found
         return all(algo in self.digests for algo in self.algos())
 
-    def hash_local(self):
+    def hash_local(self) -> None:
         """Digests of the local file: from the cache, else one read pass."""
         if self.cached_digests():
             return
@@ -198,14 +202,14 @@ class Uploader(object):
         self.digests.update(digests)
         self.remember_digests()
 
-    def remember_digests(self):
+    def remember_digests(self) -> None:
         if self.check_mode:
             return
         for algo, value in self.digests.items():
             self.cache.put(self.params['filename'], self.st, algo, value)
 
     # -- metadata ------------------------------------------------------------
-    def wanted(self):
+    def wanted(self) -> dict:
         params = self.params
         keys = ('name', 'visibility', 'min_disk', 'min_ram', 'protected', 'tags')
         wanted = dict((key, params[key]) for key in keys)
@@ -216,16 +220,16 @@ class Uploader(object):
             wanted['container_format'] = params['container_format']
         return wanted
 
-    def patch_ops(self, image):
+    def patch_ops(self, image: dict) -> list:
         return metadata.metadata_patch(image, self.wanted(), self.properties,
                                        self.params['purge_properties'], self.core)
 
-    def apply(self, image, ops, action):
+    def apply(self, image: dict, ops: list, action: str) -> dict:
         if not ops:
             return image
         return glance_call(action, self.api.update_image, image['id'], ops, action)
 
-    def new_image_body(self):
+    def new_image_body(self) -> dict:
         params = self.params
         body = dict(name=params['name'], disk_format=self.disk_format,
                     container_format=params['container_format'])
@@ -241,19 +245,19 @@ class Uploader(object):
         return body
 
     # -- ownership (see the notes in DOCUMENTATION) ----------------------------------
-    def claim(self, when=None):
+    def claim(self, when: float | None = None) -> str:
         return claims.claim_value(self.run_id, self.host, self.wall() if when is None else when)
 
-    def pause(self, seconds):
+    def pause(self, seconds: float) -> None:
         time.sleep(seconds)
 
-    def find_image(self, image_id):
+    def find_image(self, image_id: str) -> dict | None:
         try:
             return self.get_image(image_id)
         except errors.NotFoundError:
             return None
 
-    def settle(self, busy, resume_id=None):
+    def settle(self, busy: list, resume_id: str | None = None) -> dict | None:
         """Wait until no image of ``busy`` (half-made, not ours) is being
         written any more, and delete those judged stale; never one without our
         claim or one that still changes. A stale queued image with
@@ -296,7 +300,7 @@ class Uploader(object):
             delay = min(delay * 1.5, 3.0)
             pending = [image for image in (self.find_image(image['id']) for image in waiting) if image]
 
-    def keep_claim(self, image_id):
+    def keep_claim(self, image_id: str) -> None:
         """Refresh this run's claim on ``image_id`` (in a thread) until ``stop_claim``."""
         action = 'Refreshing the claim of this run on image %s' % image_id
 
@@ -305,12 +309,12 @@ class Uploader(object):
 
         self.keeper = claims.ClaimKeeper(patch, self.run_id, self.host, wall=self.wall).start()
 
-    def stop_claim(self):
+    def stop_claim(self) -> None:
         if self.keeper is not None:
             self.keeper.stop()
             self.keeper = None
 
-    def give_up_claim(self, image_id):
+    def give_up_claim(self, image_id: str | None) -> None:
         """After a failure: the claim gets time 0, so the next run judges the
         image by the watch alone instead of waiting stale_after. Best effort."""
         self.stop_claim()
@@ -323,7 +327,7 @@ class Uploader(object):
         except errors.OsimageError:
             pass
 
-    def remove_claim(self, image):
+    def remove_claim(self, image: dict) -> dict:
         """The image without this run's claim. Best effort: a claim left on an
         image that has its data is harmless (only half-made images are judged)."""
         if claims.CLAIM_PROPERTY not in image:
@@ -335,7 +339,7 @@ class Uploader(object):
             return image
 
     # -- waiting -----------------------------------------------------------------
-    def wait(self, image, import_stores=False, stores=None):
+    def wait(self, image: dict, import_stores: bool = False, stores: list | None = None) -> dict:
         """Poll until the image is active and, for an import, its stores are
         done: none left importing and each of ``stores`` holds the data or
         failed (a copy-image task may start after the request returned)."""
@@ -370,7 +374,7 @@ class Uploader(object):
             image = self.get_image(image['id'])
 
     # -- data ------------------------------------------------------------------
-    def upload_store(self):
+    def upload_store(self) -> str | None:
         """The one store a direct upload goes to (None: Glance's default)."""
         stores = self.params['stores'] or []
         if len(stores) > 1:
@@ -378,13 +382,13 @@ class Uploader(object):
                                          'put the data into several stores (%s).' % ', '.join(stores))
         return stores[0] if stores else None
 
-    def wanted_stores(self):
+    def wanted_stores(self) -> list | None:
         """The stores an import must end in (None: Glance's default store)."""
         if self.params['all_stores']:
             return self.api.list_stores('Listing the stores of Glance')
         return self.params['stores']
 
-    def import_body(self, method, **extra):
+    def import_body(self, method: str, **extra) -> dict:
         body = dict(method=dict(name=method, **extra))
         if self.params['stores']:
             body['stores'] = self.params['stores']
@@ -394,7 +398,7 @@ class Uploader(object):
             body['all_stores_must_succeed'] = self.params['all_stores_must_succeed']
         return body
 
-    def send_file(self, image):
+    def send_file(self, image: dict) -> dict:
         """Send the file (direct or staged), hashing it in the same pass when
         its digest is not known yet."""
         params = self.params
@@ -429,7 +433,8 @@ class Uploader(object):
         self.remember_digests()
         return image
 
-    def put_data(self, image, stage, action, body, store=None, attempts=3):
+    def put_data(self, image: dict, stage: bool, action: str, body: sources.HashingBody, store: str | None = None,
+                 attempts: int = 3) -> Any:
         """PUT the data. A 500 after which the image is still queued means Glance
         took none of it (a busy database when it turns the image to saving, as
         concurrent runs cause): the file is sent again, a few times."""
@@ -443,13 +448,13 @@ class Uploader(object):
                     raise
                 self.pause(attempt)
 
-    def delete(self, image, why):
+    def delete(self, image: dict, why: str) -> None:
         action = 'Deleting image %s (%s)' % (image['id'], why)
         glance_call(action, self.api.delete_image, image['id'], action)
         self.deleted.append(image['id'])
 
     # -- signing ----------------------------------------------------------------
-    def prepare_signing(self):
+    def prepare_signing(self) -> None:
         spec = self.params['signing']
         if not spec:
             return
@@ -467,7 +472,7 @@ class Uploader(object):
             self.certificate_id = spec['certificate_id']
 
     # -- the states ------------------------------------------------------------
-    def validate(self):
+    def validate(self) -> None:
         params = self.params
         method = params['import_method']
         if params['state'] == 'present' and not params['name'] and not (method == 'copy-image' and params['id']):
@@ -515,7 +520,7 @@ class Uploader(object):
             verdict = inspect_format(params['filename'], self.disk_format, self.st.st_size)
             self.detected_disk_format = formats_name(verdict['detected_format'])
 
-    def ensure_present(self):
+    def ensure_present(self) -> tuple[bool, dict]:
         self.load_schema()
         self.validate()
         self.prepare_signing()
@@ -524,7 +529,7 @@ class Uploader(object):
                 return self.ensure_copied()
             return self.present(recheck=True)
 
-    def update_existing(self, image, result_changed=False):
+    def update_existing(self, image: dict, result_changed: bool = False) -> tuple[bool, dict]:
         ops = self.patch_ops(image)
         before = metadata.metadata_view(image, self.core)
         if self.check_mode:
@@ -534,7 +539,7 @@ class Uploader(object):
         changed = bool(ops) or result_changed
         return changed, self.result(after_image, before)
 
-    def result(self, image, before):
+    def result(self, image: dict | None, before: dict) -> dict:
         diff = dict(before=before, after=metadata.metadata_view(image, self.core) if image else dict(state='absent'))
         result = dict(id=image.get('id') if image else None, image=image, diff=diff, deleted=self.deleted)
         if self.transfer:
@@ -549,7 +554,7 @@ class Uploader(object):
             self.module.warn(warning)
         return result
 
-    def present(self, recheck):
+    def present(self, recheck: bool) -> tuple[bool, dict]:
         params = self.params
         images = self.candidates()
         if params['import_method'] == 'web-download':
@@ -586,7 +591,7 @@ class Uploader(object):
         return self.create_and_send(images, with_data if params['on_content_change'] == 'replace' else None,
                                     recheck)
 
-    def create_and_send(self, images, replace, recheck):
+    def create_and_send(self, images: list, replace: list | None, recheck: bool) -> tuple[bool, dict]:
         """Create an image (or resume a queued one), send the data, wait, and
         delete the images it replaces."""
         params = self.params
@@ -635,7 +640,7 @@ class Uploader(object):
         finally:
             self.stop_claim()
 
-    def fill(self, target, seen, before, replace):
+    def fill(self, target: dict, seen: set, before: dict, replace: list | None) -> tuple[bool, dict]:
         """Claim ``target`` (keep the claim fresh), send the data, wait, and
         delete the images it replaces."""
         params = self.params
@@ -683,7 +688,7 @@ class Uploader(object):
                 self.delete(old, 'replaced by %s' % image['id'])
         return True, self.result(image, before)
 
-    def concurrent_winner(self, mine, seen):
+    def concurrent_winner(self, mine: dict, seen: set) -> dict | None:
         """Another image created for the same name since the lookup, older
         than ours (runs that looked up at the same moment both created one)."""
         others = [image for image in self.candidates()
@@ -693,7 +698,7 @@ class Uploader(object):
         older = [image for image in others if (image.get('created_at') or '', image['id']) < key]
         return older[0] if older else None
 
-    def ensure_copied(self):
+    def ensure_copied(self) -> tuple[bool, dict]:
         params = self.params
         images = [image for image in self.candidates() if image.get('status') in HAS_DATA]
         if not images:
@@ -727,7 +732,7 @@ class Uploader(object):
         result['diff']['after']['stores'] = sorted(split_stores(image.get('stores')))
         return changed, result
 
-    def ensure_absent(self):
+    def ensure_absent(self) -> tuple[bool, dict]:
         self.load_schema()
         params = self.params
         if not params['name'] and not params['id']:
@@ -754,7 +759,7 @@ class Uploader(object):
                           diff=dict(before=before, after=dict(state='absent')))
 
 
-def ensure_certificate(barbican, name: str, pem: bytes, check_mode: bool) -> tuple:
+def ensure_certificate(barbican: BarbicanAPI, name: str, pem: bytes, check_mode: bool) -> tuple[bool, str | None]:
     """``(changed, uuid)`` of a Barbican certificate secret named ``name``
     holding ``pem``: an existing one with the same name and payload is
     reused, else one is created. In check mode nothing is created and the
@@ -768,11 +773,11 @@ def ensure_certificate(barbican, name: str, pem: bytes, check_mode: bool) -> tup
     return True, barbican.create_certificate(name, pem, what)
 
 
-def ensure_present(module, api):
+def ensure_present(module: GlanceModule, api: GlanceAPI) -> tuple[bool, dict]:
     """``(changed, result)`` of making the image present as the module's options say."""
     return Uploader(module, api).ensure_present()
 
 
-def ensure_absent(module, api):
+def ensure_absent(module: GlanceModule, api: GlanceAPI) -> tuple[bool, dict]:
     """``(changed, result)`` of deleting the images the module's name or id names."""
     return Uploader(module, api).ensure_absent()
