@@ -43,7 +43,7 @@ def split_stores(text: str | None) -> list:
     return [store for store in (text or '').split(',') if store]
 
 
-def glance_call(action: str, func: Callable, *args, **kwargs) -> Any:
+def glance_call(action: str, func: Callable, *args: Any, **kwargs: Any) -> Any:
     """Run one Glance call; 413, 403 and 409 become one clear message each."""
     try:
         return func(*args, **kwargs)
@@ -388,7 +388,7 @@ class Uploader(object):
             return self.api.list_stores('Listing the stores of Glance')
         return self.params['stores']
 
-    def import_body(self, method: str, **extra) -> dict:
+    def import_body(self, method: str, **extra: Any) -> dict:
         body = dict(method=dict(name=method, **extra))
         if self.params['stores']:
             body['stores'] = self.params['stores']
