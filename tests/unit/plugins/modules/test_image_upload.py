@@ -22,7 +22,8 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _upload as upload
+from ansible_collections.osimage.glance.plugins.module_utils._jobs import claims
+from ansible_collections.osimage.glance.plugins.module_utils._jobs import upload as upload_job
 from ansible_collections.osimage.glance.plugins.modules import image_upload
 
 
@@ -30,7 +31,7 @@ from ansible_collections.osimage.glance.plugins.modules import image_upload
 def glance(fake_glance, monkeypatch, tmp_path):
     fake = fake_glance
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
-    monkeypatch.setattr(image_upload.time, 'sleep', lambda seconds: None)
+    monkeypatch.setattr(upload_job.time, 'sleep', lambda seconds: None)
     return fake
 
 
@@ -86,7 +87,7 @@ def test_noop_rerun_uses_the_digest_cache_instead_of_reading(glance, tmp_path, c
     def no_read(*args, **kwargs):
         raise AssertionError('the file was hashed again')
 
-    monkeypatch.setattr(image_upload.stream, 'hash_file', no_read)
+    monkeypatch.setattr(upload_job.stream, 'hash_file', no_read)
     assert run_module(base(path), capsys)['changed'] is False
 
 
@@ -164,14 +165,14 @@ class Clocks(object):
 @pytest.fixture
 def clocks(glance, monkeypatch):
     fake = Clocks()
-    monkeypatch.setattr(image_upload.Uploader, 'clock', staticmethod(fake.monotonic))
-    monkeypatch.setattr(image_upload.Uploader, 'wall', staticmethod(fake.wall))
-    monkeypatch.setattr(image_upload.time, 'sleep', fake.sleep)
+    monkeypatch.setattr(upload_job.Uploader, 'clock', staticmethod(fake.monotonic))
+    monkeypatch.setattr(upload_job.Uploader, 'wall', staticmethod(fake.wall))
+    monkeypatch.setattr(upload_job.time, 'sleep', fake.sleep)
     return fake
 
 
 def claim_of(run_id, when):
-    return {upload.CLAIM_PROPERTY: upload.claim_value(run_id, 'host-b', when)}
+    return {claims.CLAIM_PROPERTY: claims.claim_value(run_id, 'host-b', when)}
 
 
 def test_failed_run_gives_its_claim_up_and_the_next_run_replaces_the_image(glance, clocks, tmp_path, capsys):
@@ -180,12 +181,12 @@ def test_failed_run_gives_its_claim_up_and_the_next_run_replaces_the_image(glanc
     failed = run_module(base(path), capsys)
     assert failed['failed'] is True
     [left] = glance.images.values()
-    assert left['status'] == 'queued' and left[upload.CLAIM_PROPERTY].endswith(':0')
+    assert left['status'] == 'queued' and left[claims.CLAIM_PROPERTY].endswith(':0')
     glance.fail_upload = None
     again = run_module(base(path), capsys)
     assert again['changed'] is True and again['deleted'] == [left['id']]
     assert list(glance.images) == [again['id']] and glance.data[again['id']] == data
-    assert clocks.mono >= upload.CLAIM_WATCH  # judged by the watch, not by the age alone
+    assert clocks.mono >= claims.CLAIM_WATCH  # judged by the watch, not by the age alone
 
 
 def test_queued_image_given_by_id_is_resumed(glance, clocks, tmp_path, capsys):
@@ -196,7 +197,7 @@ def test_queued_image_given_by_id_is_resumed(glance, clocks, tmp_path, capsys):
     stale = glance.add(name='other', **claim_of('gone.9', clocks.now - 3600))
     resumed = run_module(base(path, name='other', id=stale['id']), capsys)
     assert resumed['changed'] is True and resumed['id'] == stale['id'] and resumed['deleted'] == []
-    assert glance.data[stale['id']] == data and upload.CLAIM_PROPERTY not in glance.images[stale['id']]
+    assert glance.data[stale['id']] == data and claims.CLAIM_PROPERTY not in glance.images[stale['id']]
 
 
 def test_stale_image_of_a_dead_run_is_deleted_after_the_watch(glance, clocks, tmp_path, capsys):
@@ -207,7 +208,7 @@ def test_stale_image_of_a_dead_run_is_deleted_after_the_watch(glance, clocks, tm
     result = run_module(base(path), capsys)
     assert result['changed'] is True and result['deleted'] == [stuck['id']]
     assert list(glance.images) == [result['id']]
-    assert clocks.mono >= upload.CLAIM_WATCH
+    assert clocks.mono >= claims.CLAIM_WATCH
 
 
 def test_live_upload_of_another_run_is_waited_for_then_converged_on(glance, clocks, tmp_path, capsys):
@@ -222,7 +223,7 @@ def test_live_upload_of_another_run_is_waited_for_then_converged_on(glance, cloc
         other.update(claim_of('other.7', clocks.now))
         if clocks.mono > 120:
             glance.store(other, data, 'fast')
-            other.pop(upload.CLAIM_PROPERTY)
+            other.pop(claims.CLAIM_PROPERTY)
 
     clocks.on_sleep.append(other_run)
     result = run_module(base(path, stale_after=30), capsys)
@@ -260,15 +261,15 @@ def test_the_claim_is_set_while_uploading_and_gone_afterwards(glance, clocks, tm
     def watching(method, path_, *args, **kwargs):
         if method == 'PUT':
             image = glance.images[path_.split('/')[2]]
-            seen.append(upload.parse_claim(image.get(upload.CLAIM_PROPERTY)))
+            seen.append(claims.parse_claim(image.get(claims.CLAIM_PROPERTY)))
         return original(method, path_, *args, **kwargs)
 
     monkeypatch.setattr(glance, 'request', watching)
     created = run_module(dict(base(path, properties={'a': '1'}, purge_properties=True), _ansible_diff=True), capsys)
     [claim] = seen
     assert claim is not None and claim.host and abs(claim.when - clocks.now) < 5
-    assert upload.CLAIM_PROPERTY not in created['image']
-    assert upload.CLAIM_PROPERTY not in created['diff']['after']['properties']
+    assert claims.CLAIM_PROPERTY not in created['image']
+    assert claims.CLAIM_PROPERTY not in created['diff']['after']['properties']
     # A claim left on an active image is no difference.
     glance.images[created['id']].update(claim_of('old.1', 5))
     again = run_module(base(path, properties={'a': '1'}, purge_properties=True), capsys)
@@ -277,7 +278,7 @@ def test_the_claim_is_set_while_uploading_and_gone_afterwards(glance, clocks, tm
 
 @pytest.mark.parametrize('args, text', [
     ({'stale_after': -1}, 'stale_after is -1'),
-    ({'properties': {upload.CLAIM_PROPERTY: 'x'}}, 'properties.osimage_glance_claim is the mark'),
+    ({'properties': {claims.CLAIM_PROPERTY: 'x'}}, 'properties.osimage_glance_claim is the mark'),
 ])
 def test_claim_options_are_checked_first(glance, tmp_path, capsys, args, text):
     path, data = make_file(tmp_path)

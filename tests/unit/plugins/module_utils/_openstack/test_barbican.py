@@ -19,7 +19,7 @@ from keystoneauth1 import exceptions as ka_exceptions
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import session as _session
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _upload as upload
+from ansible_collections.osimage.glance.plugins.module_utils._jobs import upload
 from ansible_collections.osimage.glance.tests.unit.plugins.module_utils._openstack.connection_fakes import (
     GLANCE, FakeConnection as SharedConnection, FakeResponse)
 
