@@ -68,6 +68,8 @@ _value:
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 
+from ansible_collections.osimage.glance.plugins.module_utils._jobs.claims import CLAIM_PROPERTY
+
 # Fields of Glance's v2 image schema that are not custom properties: read-only,
 # computed from the data, or set through options of their own. kernel_id and
 # ramdisk_id are in the schema too but are ordinary settable properties.
@@ -78,8 +80,6 @@ SCHEMA_FIELDS = frozenset((
 ))
 # Glance's own bookkeeping (import state, stores being copied to, ...).
 GLANCE_PREFIX = 'os_glance'
-# The mark image_upload puts on an image while a run makes it (see its notes); never a property to copy.
-CLAIM_PROPERTY = 'osimage_glance_claim'
 SIGNATURE_PREFIX = 'img_signature'
 
 

@@ -349,15 +349,6 @@ from ansible_collections.osimage.glance.plugins.module_utils._module import Glan
 from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
 
 
-def run(module, api):
-    if module.params['state'] == 'absent':
-        changed, result = upload.ensure_absent(module, api)
-    else:
-        changed, result = upload.ensure_present(module, api)
-    result['changed'] = changed
-    return result
-
-
 def main():
     module = GlanceModule(
         argument_spec=dict(
@@ -397,7 +388,7 @@ def main():
         bounds=dict(timeout=(0, '0 means no limit'), min_disk=(0, 'GB'), min_ram=(0, 'MiB')),
         supports_check_mode=True,
     )
-    module.run(run)
+    module.run(upload.ensure_absent if module.params['state'] == 'absent' else upload.ensure_present)
 
 
 if __name__ == '__main__':
