@@ -23,7 +23,7 @@ import sys
 import pytest
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _verify
+from ansible_collections.osimage.glance.plugins.module_utils._trust import verification
 from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
@@ -213,7 +213,7 @@ def test_check_fits_names_both_sizes(device):
 
 def test_read_prefix_hashes_only_the_image_extent(device):
     device.write_bytes(DATA + b'\xaa' * (SIZE - len(DATA)))
-    rpass = stream.read_prefix(str(device), _verify.ReadPass(['sha256'], None), len(DATA))
+    rpass = stream.read_prefix(str(device), verification.ReadPass(['sha256'], None), len(DATA))
     digests = stream.Digests(['sha256'])
     digests.update(DATA)
     assert rpass.size == len(DATA) and rpass.hexdigests() == digests.hexdigests()
