@@ -31,33 +31,21 @@ from ansible_collections.osimage.glance.plugins.module_utils._trust.verification
 FILE_ATTRIBUTES = ('mode', 'owner', 'group', 'seuser', 'serole', 'selevel', 'setype', 'attributes')
 
 
+# The image's fields the result repeats at its top level (see RETURN).
+IMAGE_FACTS = ('disk_format', 'container_format', 'size', 'virtual_size', 'os_hash_algo', 'os_hash_value',
+               'checksum')
+
+
 def image_facts(image: Dict[str, Any], dest: str, dest_type: str) -> Dict[str, Any]:
-    return dict(
-        dest=dest,
-        dest_type=dest_type,
-        image=image,
-        id=image['id'],
-        name=image.get('name'),
-        disk_format=image.get('disk_format'),
-        container_format=image.get('container_format'),
-        size=image.get('size'),
-        virtual_size=image.get('virtual_size'),
-        os_hash_algo=image.get('os_hash_algo'),
-        os_hash_value=image.get('os_hash_value'),
-        checksum=image.get('checksum'),
-    )
+    facts = dict(dest=dest, dest_type=dest_type, image=image, id=image['id'], name=image.get('name'))
+    facts.update((key, image.get(key)) for key in IMAGE_FACTS)
+    return facts
 
 
-def destination_type(dest: str) -> str:
-    """``block_device`` for an existing block device, else ``file``."""
-    return 'block_device' if targets.is_block_device(dest) else 'file'
-
-
-def check_request(params: Dict[str, Any], image: Dict[str, Any], dest_type: str) -> bool:
+def check_request(params: Dict[str, Any], image: Dict[str, Any], dest: str, dest_type: str) -> bool:
     """Refuse what the image and the options cannot do together, before
     anything is read; returns whether the data is to be decompressed."""
     what = 'Image %s (%s)' % (image['id'], image.get('name'))
-    dest = params['dest']
     compressed = image.get('container_format') == 'compressed'
     decompressing = params['decompress'] and compressed
     if dest_type == 'block_device':
@@ -127,21 +115,25 @@ def not_verified() -> Dict[str, Any]:
     return dict(checks=[], signature=None, format=None)
 
 
-def file_state(dest: str) -> Dict[str, Any]:
-    """A file dest as the diff shows it: absent, or a regular file of some size."""
-    if targets.dest_kind(dest, allow_block=False) == 'absent':
+def file_state(dest: str, dest_stat: Tuple[str, int]) -> Dict[str, Any]:
+    """A file dest as the diff shows it, from the run's one look at it
+    (``targets.stat_dest``): absent, or a regular file of some size."""
+    kind, size = dest_stat
+    if kind == 'absent':
         return dict(state='absent')
-    return dict(state='file', size=os.stat(dest).st_size)
+    if kind != 'file':
+        raise targets.not_file_or_device(dest)
+    return dict(state='file', size=size)
 
 
-def inspect_dest(dest: str, image_size: Optional[int], algo: Optional[str],
+def inspect_dest(dest: str, dest_stat: Tuple[str, int], image_size: Optional[int], algo: Optional[str],
                  verification: Optional[Verification] = None) -> Tuple[Optional[Dict[str, Any]], Any]:
     """What is at ``dest`` now: None when absent, else its size and, when the
     size could match the image, its digest (the only way to prove equality).
     With a ``verification`` the same read also feeds the signature's digest
     and the format inspector; the finished ReadPass is returned beside it
     (None when dest was not read)."""
-    found = file_state(dest)
+    found = file_state(dest, dest_stat)
     if found['state'] == 'absent':
         return None, None
     rpass = None
@@ -171,15 +163,14 @@ class Fetch(object):
     """One image's data, its expected digest and its checks, and the read
     pass that brings it from Glance into a target (see ``_disk.targets``)."""
 
-    def __init__(self, module: GlanceModule, api: GlanceAPI, image: Dict[str, Any], algo: Optional[str],
-                 expected: Optional[str], verification: Verification) -> None:
+    def __init__(self, module: GlanceModule, api: GlanceAPI, image: Dict[str, Any], dest: str,
+                 digest: Tuple[Optional[str], Optional[str]], verification: Verification) -> None:
         self.module = module
         self.api = api
         self.image = image
-        self.algo = algo
-        self.expected = expected
+        self.dest = dest
+        self.algo, self.expected = digest
         self.verification = verification
-        self.dest = module.params['dest']
         self.what = 'Downloading image %s' % image['id']
 
     def stream(self, rpass: Any, target: Any, gunzip: Optional[stream.Gunzip] = None,
@@ -259,7 +250,7 @@ class Fetch(object):
         return stats, found
 
 
-def ensure_file(job: Fetch, result: Dict[str, Any]) -> Tuple[bool, Dict[str, Any]]:
+def ensure_file(job: Fetch, result: Dict[str, Any], dest_stat: Tuple[str, int]) -> Tuple[bool, Dict[str, Any]]:
     """A regular file dest, its data as Glance stores it."""
     module, image, dest = job.module, job.image, job.dest
     params = module.params
@@ -267,7 +258,8 @@ def ensure_file(job: Fetch, result: Dict[str, Any]) -> Tuple[bool, Dict[str, Any
     parent = check_parent(dest)
     # With force the old data is replaced anyway: hash it only when the diff shows it.
     before_algo = algo if (not params['force'] or module.diff_mode) else None
-    before, rpass = inspect_dest(dest, image.get('size'), before_algo, None if params['force'] else job.verification)
+    before, rpass = inspect_dest(dest, dest_stat, image.get('size'), before_algo,
+                                 None if params['force'] else job.verification)
     up_to_date = (before is not None and algo is not None and not params['force']
                   and before.get(algo) == expected)
     after = dict(state='file', size=image.get('size'))
@@ -315,14 +307,14 @@ def ensure_on_device(job: Fetch, result: Dict[str, Any]) -> Tuple[bool, Dict[str
     return True, diff
 
 
-def ensure_decompressed(job: Fetch, result: Dict[str, Any], dest_type: str) -> Tuple[bool, Dict[str, Any]]:
+def ensure_decompressed(job: Fetch, result: Dict[str, Any], dest_stat: Tuple[str, int]) -> Tuple[bool, Dict[str, Any]]:
     """A gzip-compressed image, decompressed into a file or onto a block
     device. Only the download can tell what the decompressed data is, so it
     is downloaded (in check mode too) and compared with dest as it streams
     by; dest is written only from the first difference on."""
     module, image, dest = job.module, job.image, job.dest
     params = module.params
-    on_device = dest_type == 'block_device'
+    on_device = dest_stat[0] == 'block'
     gunzip = stream.Gunzip(job.what)
     head = extent = None
     if on_device:
@@ -337,14 +329,14 @@ def ensure_decompressed(job: Fetch, result: Dict[str, Any], dest_type: str) -> T
             return gunzip.size
     else:
         parent = check_parent(dest)
-        before = file_state(dest)
+        before = file_state(dest, dest_stat)
 
         def open_target(offset):
             return targets.FileTarget(dest, module.atomic_move, copy_prefix=offset)
         if not module.check_mode:
             # The compressed size is the least the decompressed data needs.
             targets.check_free_space(parent, image.get('size'), job.what)
-    diff = dict(before=before, after=dict(before, state=dest_type))
+    diff = dict(before=before, after=dict(before, state='block_device' if on_device else 'file'))
     if params['force'] and module.check_mode:
         return True, diff
     if params['force']:
@@ -371,7 +363,10 @@ def ensure_fetched(module: GlanceModule, api: GlanceAPI) -> Tuple[bool, Dict[str
     # A run killed with SIGKILL could not remove its temporary file beside dest.
     stale = targets.remove_stale(os.path.abspath(dest), check_mode=module.check_mode)
     image = api.find_image(params['image'])
-    dest_type = destination_type(dest)
+    # The run's one look at dest; what is neither a file nor a device is
+    # refused where a file dest is prepared, after the checks of the image.
+    dest_stat = targets.stat_dest(dest)
+    dest_type = 'block_device' if dest_stat[0] == 'block' else 'file'
     result = image_facts(image, dest, dest_type)
     result['removed_stale_temp'] = stale
     if image.get('status') != 'active':
@@ -385,18 +380,20 @@ def ensure_fetched(module: GlanceModule, api: GlanceAPI) -> Tuple[bool, Dict[str
             'data cannot be verified. Set allow_unverified=true to fetch it anyway.'
             % (image['id'], image.get('name')))
     result['verified_with'] = algo
-    decompressing = check_request(params, image, dest_type)
+    decompressing = check_request(params, image, dest, dest_type)
     # Signature metadata, certificates and declared format fail here, before any read.
     verification = prepare_verification(params, api, image)
     result.update(not_verified())
-    job = Fetch(module, api, image, algo, expected, verification)
+    job = Fetch(module, api, image, dest, (algo, expected), verification)
     if decompressing:
-        changed, diff = ensure_decompressed(job, result, dest_type)
+        changed, diff = ensure_decompressed(job, result, dest_stat)
     elif dest_type == 'block_device':
         changed, diff = ensure_on_device(job, result)
     else:
-        changed, diff = ensure_file(job, result)
-    if dest_type == 'file' and os.path.exists(dest):
+        changed, diff = ensure_file(job, result, dest_stat)
+    # A job that did not fail leaves a file dest in place, except in check
+    # mode, which writes nothing: then it is there only if it was before.
+    if dest_type == 'file' and (not module.check_mode or dest_stat[0] == 'file'):
         changed = module.set_file_attributes(dest, changed, diff=diff)
     result['diff'] = diff
     return changed, result

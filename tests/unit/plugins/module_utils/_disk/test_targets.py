@@ -380,3 +380,13 @@ def test_dest_kind_names_files_and_absence_and_refuses_anything_else(tmp_path):
     assert targets.dest_kind(str(tmp_path / 'nothing')) == 'absent'
     with pytest.raises(errors.DestinationError, match='is neither a regular file nor a block device'):
         targets.dest_kind(str(tmp_path))
+
+
+def test_stat_dest_names_what_is_there_with_its_size_and_refuses_nothing(tmp_path):
+    (tmp_path / 'file').write_bytes(b'xyz')
+    assert targets.stat_dest(str(tmp_path / 'file')) == ('file', 3)
+    assert targets.stat_dest(str(tmp_path / 'nothing')) == ('absent', 0)
+    assert targets.stat_dest(str(tmp_path))[0] == 'other'
+    assert targets.not_file_or_device(str(tmp_path)).msg == (
+        'dest %s is neither a regular file nor a block device. Give the path of a file to create or replace, or of '
+        'a block device.' % tmp_path)
