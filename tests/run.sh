@@ -12,8 +12,9 @@
 #   sanity [VERSION]  ansible-test sanity, no ignore file, on every ansible-core of SANITY_CORES (each
 #                minor release meta/runtime.yml admits, 2.16 to 2.21), or on VERSION only
 #   gates        what Galaxy and Automation Hub apply to an upload: ansible-lint (production profile),
-#                antsibull-docs lint-collection-docs --plugin-docs, antsibull-changelog lint, and
-#                galaxy-importer on the built tarball; any error or warning fails the stage
+#                antsibull-docs lint-collection-docs --plugin-docs, antsibull-changelog lint, the
+#                pre-commit hooks (.pre-commit-config.yaml: ruff, layout rules), and galaxy-importer on
+#                the built tarball; any error or warning fails the stage
 #   integration  integration targets against the local cloud (ansible-test integration)
 #   molecule [ROLE]  every role's documentation (ansible-doc -t role) and molecule scenario
 #                (roles/ROLE/molecule/default) on localhost against the local cloud
@@ -464,6 +465,10 @@ gates() {
         gate antsibull-docs env PATH="$bin:$PATH" "$bin/antsibull-docs" lint-collection-docs --plugin-docs .) ||
         failed+=(antsibull-docs)
     (cd "$repo" && gate antsibull-changelog "$bin/antsibull-changelog" lint) || failed+=(antsibull-changelog)
+    # The pre-commit hooks a contributor runs (ruff with .ruff.toml, the layout rules); its ansible-lint
+    # hook is the gate above with the same version and profile, so it is not run twice.
+    (cd "$repo" && gate pre-commit env PATH="$bin:$PATH" SKIP=ansible-lint "$bin/pre-commit" run --all-files --color never) ||
+        failed+=(pre-commit)
     if tarball=$(built_tarball); then
         (cd "$output/gates" && gate --no-warnings galaxy-importer env PATH="$bin:$PATH" \
             GALAXY_IMPORTER_CONFIG="$repo/tests/galaxy-importer.cfg" "$bin/python" -m galaxy_importer.main "$tarball") ||
@@ -476,13 +481,16 @@ gates() {
         echo "gates: failed: ${failed[*]}" >&2
         return 1
     fi
-    echo "gates: ansible-lint (production), antsibull-docs, antsibull-changelog and galaxy-importer passed on $(basename "$tarball")"
+    echo "gates: ansible-lint (production), antsibull-docs, antsibull-changelog, pre-commit and galaxy-importer passed on $(basename "$tarball")"
 }
 
 bench() {
     cloud_up && collections_path &&
     { [[ -x $VENV/bin/openstack ]] || "$VENV/bin/pip" install -q python-openstackclient >"$output/osc.log" 2>&1; } &&
-    PATH=$VENV/bin:$PATH "$VENV/bin/python" "$repo/tests/benchmark/bench.py" --write "$repo/docs/benchmark.md"
+    # openstack.cloud (image_info's peer) comes with the PyPI ansible package, in a venv of its own.
+    make_venv "$repo/.venv-peers" python3 ansible==12.3.0 openstacksdk==4.22.0 &&
+    PATH=$VENV/bin:$PATH "$VENV/bin/python" "$repo/tests/benchmark/bench.py" --peer-ansible "$repo/.venv-peers/bin/ansible" \
+        --write "$repo/docs/benchmark.md"
 }
 
 all() {

@@ -17,11 +17,13 @@ Private to the collection; not a public API.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class OsimageError(Exception):
     """Base class: an error that ends a module run with one clear message."""
 
-    def __init__(self, msg, **details):
+    def __init__(self, msg: str, **details: Any) -> None:
         super().__init__(msg)
         self.msg = msg
         self.details = details

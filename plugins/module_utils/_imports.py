@@ -24,9 +24,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import types
 
 
-def import_submodule(package, submodule):
+def import_submodule(package: str, submodule: str) -> types.ModuleType:
     """``importlib.import_module(package + '.' + submodule)``, but when
     ``package`` is not imported yet it is registered without running its
     ``__init__``.
@@ -75,10 +76,10 @@ class LazyModule(object):
     cost about 0.05 s and are used only for signed images). ``load()``
     imports it now (ImportError when it cannot be imported)."""
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.__dict__['_lazy_name'] = name
 
-    def load(self):
+    def load(self) -> types.ModuleType:
         return importlib.import_module(self.__dict__['_lazy_name'])
 
     def __getattr__(self, attr):
@@ -87,6 +88,6 @@ class LazyModule(object):
         return getattr(self.load(), attr)
 
 
-def lazy_module(name):
+def lazy_module(name: str) -> LazyModule:
     """``LazyModule(name)``."""
     return LazyModule(name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any, Callable, Dict, NoReturn, Optional, Set, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.validation import check_type_dict
@@ -68,7 +69,7 @@ def _with_escaped_forms(values):
     return forms
 
 
-def secret_values(value):
+def secret_values(value: Any) -> Set[str]:
     """Every value held under a secret-looking key in nested dicts/lists (and
     in strings that are dicts in JSON or key=value form), with the escaped
     forms it takes inside longer strings."""
@@ -104,7 +105,7 @@ CLOUD_BOUNDS = {'api_timeout': (1, 'seconds to wait for one API response'),
                 'api_retries': (0, '0 means no retries')}
 
 
-def check_bounds(params, bounds):
+def check_bounds(params: Dict[str, Any], bounds: Dict[str, Tuple[int, str]]) -> None:
     """Refuse numeric options below their minimum, all in one message.
 
     ``bounds`` maps an option (``limits.timeout`` for a suboption) to
@@ -146,13 +147,15 @@ class GlanceModule(object):
     """An AnsibleModule with the cloud options, run around one function.
 
     ``run(func)`` calls ``func(module, api)`` with this wrapper and a
-    ``GlanceAPI`` and exits with the dict it returns; an ``OsimageError``
+    ``GlanceAPI`` and exits with the dict it returns (or, from a job's
+    ``ensure_*`` function, ``(changed, result)``); an ``OsimageError``
     raised anywhere below becomes one ``fail_json`` with its message. The
     ``GlanceAPI`` connects to the cloud only when first used, so work that
     needs no cloud never needs the SDK or credentials.
     """
 
-    def __init__(self, argument_spec, cloud=True, bounds=None, **kwargs):
+    def __init__(self, argument_spec: Dict[str, Dict[str, Any]], cloud: bool = True, bounds: Optional[Dict[str, Tuple[int, str]]] = None,
+            **kwargs: Any) -> None:
         """``cloud=False``: a module that never talks to a cloud; it takes no
         cloud options and ``run`` passes None for the API. ``bounds``: the
         minimums of numeric options (see ``check_bounds``)."""
@@ -179,7 +182,7 @@ class GlanceModule(object):
         """A warning shown with the task's result."""
         self.ansible.warn(warning)
 
-    def atomic_move(self, src: str, dest: str, **kwargs) -> None:
+    def atomic_move(self, src: str, dest: str, **kwargs: Any) -> None:
         """Rename ``src`` over ``dest`` atomically, keeping dest's attributes."""
         self.ansible.atomic_move(src, dest, **kwargs)
 
@@ -189,13 +192,16 @@ class GlanceModule(object):
         file_args = self.ansible.load_file_common_arguments(self.params, path=path)
         return self.ansible.set_fs_attributes_if_different(file_args, changed, diff=diff)
 
-    def run(self, func):
+    def run(self, func: Callable[[GlanceModule, Optional[_glance.GlanceAPI]], Dict[str, Any]]) -> NoReturn:
         try:
             # With the argument validation: before anything is done.
             check_bounds(self.params, self.bounds)
             # Connects (and needs openstacksdk) only on first use of the cloud.
             api = _glance.GlanceAPI.from_params(self.params) if self.cloud else None
             result = func(self, api)
+            if isinstance(result, tuple):
+                changed, result = result
+                result['changed'] = changed
         except OsimageError as exc:
             self.ansible.fail_json(msg=exc.msg, **exc.details)
         self.ansible.exit_json(**result)

@@ -12,7 +12,7 @@ Not a test: it prints a table of times and ratios measured side by side on
 this machine, and can write it to a Markdown file. Run it through
 ``tests/run.sh bench`` (which starts the local cloud and sets
 OS_CLIENT_CONFIG_FILE and ANSIBLE_COLLECTIONS_PATH). ``--only fetch,verify``
-runs some parts (fetch, upload, convert, verify, volume); convert and verify
+runs some parts (fetch, upload, convert, verify, volume, info); convert and verify
 need no cloud.
 
 verify: image_verify on a random raw file of --size MiB with every check -
@@ -60,11 +60,19 @@ with the device's first MiB zeroed (so the role's content check finds a
 difference and really writes), its buffer cache dropped and the previous
 writeback settled. A thread samples the bytes allocated by files under the
 role's temporary directory (and the peer's) every 20 ms and reports the peak.
+
+info: image_info listing every image of the project after the benchmark has
+created --list-count (1,000) empty images, against openstack.cloud's
+image_info (from the PyPI ``ansible`` package, in the venv given by
+--peer-ansible) and ``openstack image list --long``; each is an ad-hoc run
+or a command, so every row pays its own start-up (image_info run directly as
+the module shows the module alone). Every run must return every image.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import re
@@ -834,7 +842,84 @@ def volume_sections(args, workdir):
     ]
 
 
-SECTIONS = ('fetch', 'upload', 'convert', 'verify', 'volume')
+INFO = 'image_info'
+INFO_DIRECT = 'image_info, module run directly (no Ansible start-up)'
+PEER_INFO = 'openstack.cloud.image_info'
+OSC_LIST = 'openstack image list --long'
+LIST_PREFIX = 'osimage-bench-list'
+
+
+def create_listed_images(conn, prefix, count):
+    """``count`` empty images (no data: listing does not read it), made by
+    eight requests at a time."""
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda n: create_empty_image(conn, '%s-%05d' % (prefix, n))['id'], range(count)))
+
+
+def delete_listed_images(conn, ids):
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda image_id: conn.image.delete('/images/%s' % image_id), ids))
+
+
+def listed_count(name, output, prefix):
+    """How many of the benchmark's images a run listed."""
+    if name == OSC_LIST:
+        names = [row['Name'] for row in json.loads(output[output.index('['):])]
+    elif name == INFO_DIRECT:
+        names = [image['name'] for image in json.loads(output[output.index('{'):])['images']]
+    else:
+        names = [image['name'] for image in module_result(output)['images']]
+    return sum(1 for found in names if (found or '').startswith(prefix))
+
+
+def run_info(args, workdir, prefix):
+    bindir = os.path.dirname(sys.executable)
+    env = direct_module_env(workdir)
+    peer = [args.peer_ansible, 'localhost', '-c', 'local', '-i', 'localhost,',
+            '-e', 'ansible_python_interpreter=%s' % os.path.join(os.path.dirname(args.peer_ansible), 'python'),
+            '-m', 'openstack.cloud.image_info', '-a', json.dumps({'cloud': args.cloud})]
+    commands = [
+        (INFO, ansible_module('image_info', {'cloud': args.cloud}), None),
+        (INFO_DIRECT, direct_module(workdir, 'image_info', {'cloud': args.cloud}, 'info'), env),
+        (PEER_INFO, peer, None),
+        (OSC_LIST, [os.path.join(bindir, 'openstack'), '--os-cloud', args.cloud, 'image', 'list', '--long',
+                    '-f', 'json'], None),
+    ]
+    times = dict((name, []) for name, _argv, _env in commands)
+    for _round in range(args.rounds):
+        for name, argv, command_env in commands:
+            elapsed, output = timed(argv, env=command_env)
+            found = listed_count(name, output, prefix)
+            if found != args.list_count:
+                raise RuntimeError('%s listed %d of the %d images' % (name, found, args.list_count))
+            times[name].append(elapsed)
+    return dict((name, statistics.median(values)) for name, values in times.items())
+
+
+def info_section(args, workdir):
+    if not args.peer_ansible:
+        raise SystemExit('bench.py: the info part needs --peer-ansible (the ansible of a venv with the PyPI '
+                         'ansible package, which ships openstack.cloud)')
+    import openstack  # pylint: disable=import-outside-toplevel  # only the cloud parts need the SDK
+    conn = openstack.connect(cloud=args.cloud)
+    prefix = '%s-%d' % (LIST_PREFIX, os.getpid())
+    ids = create_listed_images(conn, prefix, args.list_count)
+    try:
+        medians = run_info(args, workdir, prefix)
+    finally:
+        delete_listed_images(conn, ids)
+    lines = ['### Listing: every image of the project, %d of them made by the benchmark (median of the rounds)'
+             % args.list_count, '', '| tool | seconds | ratio to %s |' % PEER_INFO, '|---|---:|---:|']
+    for name, seconds in medians.items():
+        lines.append('| %s | %.2f | %.2f |' % (cell(name), seconds, seconds / medians[PEER_INFO]))
+    lines.append('')
+    for text, ok in [('%s <= 0.5x %s' % (INFO, PEER_INFO), medians[INFO] <= 0.5 * medians[PEER_INFO]),
+                     ('%s no slower than %s' % (INFO, OSC_LIST), medians[INFO] <= medians[OSC_LIST])]:
+        lines.append('- target: %s: %s' % (text, 'met' if ok else 'NOT MET'))
+    return '\n'.join(lines)
+
+
+SECTIONS = ('fetch', 'upload', 'convert', 'verify', 'volume', 'info')
 
 
 def sections_option(value):
@@ -856,6 +941,8 @@ def main(argv=None):
     parser.add_argument('--only', type=sections_option, default=list(SECTIONS),
                         help='the parts to run, comma-separated: %s (convert and verify need no cloud)'
                         % ','.join(SECTIONS))
+    parser.add_argument('--list-count', type=int, default=1000, help='info: images to create and list (default 1000)')
+    parser.add_argument('--peer-ansible', help='info: the ansible command of a venv with the PyPI ansible package')
     parser.add_argument('--sweep', action='store_true', help='convert: also time qemu-img option variants')
     parser.add_argument('--cold', action='store_true', help='convert: drop the page cache before each run (root)')
     args = parser.parse_args(argv)
@@ -875,6 +962,8 @@ def main(argv=None):
             sections.append(verify_section(args, workdir))
         if 'volume' in args.only:
             sections.extend(volume_sections(args, workdir))
+        if 'info' in args.only:
+            sections.append(info_section(args, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     options = ['--size %d' % args.size, '--rounds %d' % args.rounds]

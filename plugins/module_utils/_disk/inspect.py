@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
@@ -128,7 +128,7 @@ class Inspection(object):
     format and ``inspector`` is the one that matched.
     """
 
-    def __init__(self, what, declared=None, option='disk_format'):
+    def __init__(self, what: str, declared: Optional[str] = None, option: str = 'disk_format') -> None:
         """``option``: the option that declared the format, for messages."""
         require_oslo_utils()
         self.what = what
@@ -137,11 +137,11 @@ class Inspection(object):
         self._wrapper = None
         self.inspector = None
 
-    def wrap(self, chunks):
+    def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         self._wrapper = format_inspector.InspectWrapper(iter(chunks))
         return self._wrapper
 
-    def consumer(self):
+    def consumer(self) -> Callable[[bytes], None]:
         """The inspector as a ``pump`` consumer, so that it looks at the
         chunks in a thread of its own beside the digests and the writer.
         Call ``finish()`` after the last chunk."""
@@ -153,17 +153,17 @@ class Inspection(object):
             next(self._wrapper)
         return consume
 
-    def finish(self):
+    def finish(self) -> None:
         """End of the data fed through ``consumer()``: formats that were
         still undecided are decided now."""
         if self._wrapper is not None:
             self._wrapper.close()
 
-    def fail(self, text, **details):
+    def fail(self, text: str, **details: Any) -> errors.FormatError:
         details.setdefault('check', 'format')
         return errors.FormatError('format check failed for %s: %s' % (self.what, text), **details)
 
-    def detected(self):
+    def detected(self) -> str:
         """The detected format's name; the inspector is kept in ``inspector``."""
         if self._wrapper is None:
             raise RuntimeError('Inspection.wrap() was never given the data')
@@ -187,7 +187,7 @@ class Inspection(object):
         self.inspector = matches[0]
         return str(self.inspector)
 
-    def safety_check(self):
+    def safety_check(self) -> None:
         """Run the detected format's own safety checks."""
         fmt = str(self.inspector)
         try:
@@ -321,11 +321,11 @@ class HeadInspection(Inspection):
     """An Inspection fed by hand that can tell, before the data ends,
     whether the inspector has decided."""
 
-    def __init__(self, what, declared):
+    def __init__(self, what: str, declared: Optional[str]) -> None:
         super(HeadInspection, self).__init__(what, declared)
         self.feed = self.consumer()
 
-    def decided(self):
+    def decided(self) -> bool:
         return self._wrapper.formats is not None
 
 
@@ -335,14 +335,14 @@ class HeadCheck(object):
     only then are they passed on, followed by the rest. A refusal therefore
     comes before the destination has seen a byte."""
 
-    def __init__(self, what, dest, limit=HEAD_BYTES):
+    def __init__(self, what: str, dest: str, limit: int = HEAD_BYTES) -> None:
         self.what = what
         self.dest = dest
         self.limit = limit
         self.inspection = HeadInspection(what, 'raw')
         self.head_bytes = 0
 
-    def chunks(self, chunks):
+    def chunks(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         chunks = iter(chunks)
         head = []
         for chunk in chunks:
@@ -357,7 +357,7 @@ class HeadCheck(object):
         yield from head
         yield from chunks
 
-    def judge(self):
+    def judge(self) -> None:
         if not self.inspection.decided():
             raise errors.FormatError(
                 'format check failed for %s: the format inspector could not tell from the first %d bytes whether '
@@ -373,10 +373,10 @@ class ExtentQemuImg(qemu.InspectQemuImg):
     (the image, on a device that is usually larger), rounded up to the 512
     bytes qemu-img counts in; the same as it reports for a raw file."""
 
-    def __init__(self, size, **kwargs):
+    def __init__(self, size: int, **kwargs: Any) -> None:
         super(ExtentQemuImg, self).__init__(**kwargs)
         self.size = -(-int(size) // 512) * 512
 
-    def info(self, path, fmt, what):
+    def info(self, path: str, fmt: str, what: str) -> Dict[str, Any]:
         filename, driver = qemu.json_filename(path, fmt, size=self.size)
         return super(ExtentQemuImg, self).info(filename, driver, what)

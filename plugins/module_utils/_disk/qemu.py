@@ -67,7 +67,7 @@ import shutil
 import signal
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 
@@ -95,12 +95,12 @@ class Limits(object):
     sends SIGXCPU, its hard limit (one second later) SIGKILL.
     """
 
-    def __init__(self, address_space=None, cpu_seconds=None, timeout=None):
+    def __init__(self, address_space: Optional[int] = None, cpu_seconds: Optional[int] = None, timeout: Optional[float] = None) -> None:
         self.address_space = address_space or None
         self.cpu_seconds = cpu_seconds or None
         self.timeout = timeout or None
 
-    def prlimit_args(self):
+    def prlimit_args(self) -> List[str]:
         """The ``prlimit`` options for these limits (empty without any)."""
         args = []
         if self.cpu_seconds:
@@ -109,7 +109,7 @@ class Limits(object):
             args.append('--as=%d:%d' % (self.address_space, self.address_space))
         return args
 
-    def describe(self):
+    def describe(self) -> str:
         parts = []
         if self.address_space:
             parts.append('address space %d MiB' % (self.address_space // MIB))
@@ -126,7 +126,7 @@ class Limits(object):
 class Timeout(Exception):
     """The child ran longer than its wall-clock limit and was killed."""
 
-    def __init__(self, argv, seconds):
+    def __init__(self, argv: Sequence[str], seconds: float) -> None:
         super(Timeout, self).__init__('%s ran longer than %s seconds' % (argv[0], seconds))
         self.argv = argv
         self.seconds = seconds
@@ -342,7 +342,7 @@ def cpu_seconds_for(virtual_size: Optional[int]) -> int:
 class Result(object):
     """What one qemu-img run gave back."""
 
-    def __init__(self, argv, returncode, stdout, stderr, seconds, cpu_seconds=0.0):
+    def __init__(self, argv: Sequence[str], returncode: int, stdout: str, stderr: str, seconds: float, cpu_seconds: float = 0.0) -> None:
         self.argv = argv
         self.returncode = returncode
         self.stdout = stdout
@@ -351,7 +351,7 @@ class Result(object):
         self.cpu_seconds = cpu_seconds
 
     @property
-    def message(self):
+    def message(self) -> str:
         """qemu-img's own words about a failure (last lines of stderr)."""
         text = (self.stderr or self.stdout or '').strip()
         if not text:
@@ -373,10 +373,14 @@ def run_process(argv: Sequence[str], limits: Limits, env: Dict[str, str], pass_f
     return run(argv, limits, environ_update=env, pass_fds=pass_fds)
 
 
+# run_process, or a test's stand-in for it: (argv, limits, env, pass_fds) -> (rc, stdout, stderr, cpu seconds).
+Runner = Callable[..., Tuple[int, str, str, float]]
+
+
 class ImageInfo(object):
     """``qemu-img info --output=json``, parsed."""
 
-    def __init__(self, data):
+    def __init__(self, data: Dict[str, Any]) -> None:
         self.data = data
         self.format = data.get('format')
         self.virtual_size = data.get('virtual-size')
@@ -390,16 +394,16 @@ class ImageInfo(object):
         self.data_file = self.specific.get('data-file')
 
     @property
-    def glance_format(self):
+    def glance_format(self) -> Optional[str]:
         return to_glance(self.format)
 
     @property
-    def subformat(self):
+    def subformat(self) -> Optional[str]:
         """vmdk's create type (monolithicSparse, streamOptimized, ...), else None."""
         return self.specific.get('create-type')
 
     @property
-    def compat(self):
+    def compat(self) -> Optional[str]:
         """qcow2's compat level (0.10 or 1.1), else None."""
         return self.specific.get('compat')
 
@@ -438,7 +442,7 @@ class SecretFile(object):
     qemu-img runs given it, see ``FdArgument``) or may trace this one can
     read it. Closed, and so gone, when the block ends, however it ends."""
 
-    def __init__(self, passphrase):
+    def __init__(self, passphrase: str) -> None:
         memfd_create = getattr(os, 'memfd_create', None)
         if memfd_create is None:
             raise errors.QemuImgError(
@@ -455,7 +459,7 @@ class SecretFile(object):
         # The child's own descriptor of the same number (pass_fds keeps it).
         self.path = '/proc/self/fd/%d' % self.fd
 
-    def remove(self):
+    def remove(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -500,13 +504,13 @@ class QemuImg(object):
 
     _found = {}
 
-    def __init__(self, path, version, runner=None):
+    def __init__(self, path: str, version: Tuple[int, ...], runner: Optional[Runner] = None) -> None:
         self.path = path
         self.version = version
         self._runner = runner
 
     @classmethod
-    def find(cls, runner=None):
+    def find(cls, runner: Optional[Runner] = None) -> QemuImg:
         """The qemu-img on PATH (also /usr/bin, /usr/local/bin), found and
         asked for its version once per process."""
         if 'qemu-img' in cls._found:
@@ -533,11 +537,11 @@ class QemuImg(object):
         return found
 
     @property
-    def version_string(self):
+    def version_string(self) -> str:
         return _dotted(self.version)
 
     # -- running ----------------------------------------------------------
-    def run(self, args, what, limits):
+    def run(self, args: Sequence[str], what: str, limits: Limits) -> Result:
         """Run ``qemu-img ARGS`` under ``limits``; a Result whatever the exit
         status, except that a missing binary, a timeout or a limit hit raise
         QemuImgError with a clear message."""
@@ -582,7 +586,7 @@ class QemuImg(object):
                                       % (what, -code, _signal_name(-code), result.message), signal=-code)
 
     # -- commands ---------------------------------------------------------
-    def info(self, path, fmt, what, limits=INFO_LIMITS):
+    def info(self, path: str, fmt: str, what: str, limits: Limits = INFO_LIMITS) -> ImageInfo:
         """``qemu-img info`` of ``path`` read as ``fmt`` (never probed), as
         an ImageInfo. ``-U``: no lock, so an image in use can be looked at."""
         result = self.run(['info', '-U', '-f', fmt, '--output=json', _plain_path(path)], what, limits)
@@ -591,7 +595,8 @@ class QemuImg(object):
                                       qemu_format=fmt)
         return parse_info(result.stdout, what)
 
-    def measure(self, path, fmt, out_fmt, what, options=None, objects=(), limits=INFO_LIMITS):
+    def measure(self, path: str, fmt: str, out_fmt: str, what: str, options: Optional[Dict[str, Any]] = None,
+            objects: Sequence[str] = (), limits: Limits = INFO_LIMITS) -> Optional[Dict[str, int]]:
         """``qemu-img measure``: ``{'required': ..., 'fully-allocated': ...}``
         bytes for converting ``path`` to ``out_fmt``; None when the output
         driver cannot measure (vmdk, vpc, vhdx, vdi)."""
@@ -615,7 +620,8 @@ class QemuImg(object):
             raise errors.QemuImgError('qemu-img measure gave no usable JSON for %s: %s'
                                       % (what, result.stdout.strip()[:300]))
 
-    def compare(self, first, first_fmt, second, second_fmt, what, objects=(), limits=None):
+    def compare(self, first: str, first_fmt: str, second: str, second_fmt: str, what: str, objects: Sequence[str] = (),
+            limits: Optional[Limits] = None) -> Optional[bool]:
         """``qemu-img compare``: True when the guest sees the same data,
         False when not, None when it cannot tell (then its message is in
         ``self.last_compare_message``)."""
@@ -633,7 +639,7 @@ class QemuImg(object):
 
     last_compare_message = None
 
-    def convert(self, command, what, limits):
+    def convert(self, command: ConvertCommand, what: str, limits: Limits) -> float:
         """Run a ConvertCommand; returns the seconds it took. No space left
         becomes a DestinationError, any other failure a QemuImgError."""
         result = self.run(command.args(), what, limits)
@@ -650,8 +656,9 @@ class ConvertCommand(object):
     """The arguments of one ``qemu-img convert``; the source format is
     required (``-f``: qemu-img never probes)."""
 
-    def __init__(self, src, src_format, dest, dest_format, options=None, compress=False, objects=(),
-                 cache=None, src_cache=None, coroutines=None, out_of_order=False):
+    def __init__(self, src: str, src_format: str, dest: str, dest_format: str, options: Optional[Dict[str, Any]] = None,
+            compress: bool = False, objects: Sequence[str] = (), cache: Optional[str] = None, src_cache: Optional[str] = None,
+            coroutines: Optional[int] = None, out_of_order: bool = False) -> None:
         if not src_format:
             raise ValueError('the source format must be given: qemu-img must not probe')
         self.src = src
@@ -666,7 +673,7 @@ class ConvertCommand(object):
         self.coroutines = coroutines
         self.out_of_order = out_of_order
 
-    def args(self):
+    def args(self) -> List[str]:
         args = ['convert']
         for obj in self.objects:
             args += ['--object', obj]
@@ -723,11 +730,11 @@ class InspectQemuImg(object):
     wall clock (``INFO_LIMITS``), in qemu-img's one environment. Its failures
     are format-check failures (FormatError)."""
 
-    def __init__(self, binary='qemu-img', timeout=INFO_LIMITS.timeout):
+    def __init__(self, binary: str = 'qemu-img', timeout: Optional[float] = INFO_LIMITS.timeout) -> None:
         self.binary = binary
         self.timeout = timeout
 
-    def run(self, args, what):
+    def run(self, args: Sequence[str], what: str) -> Tuple[int, str, str]:
         """``(rc, stdout, stderr)`` of ``qemu-img ARGS`` (through ``run``)."""
         cmd = [self.binary] + list(args)
         limits = Limits(address_space=INFO_LIMITS.address_space, cpu_seconds=INFO_LIMITS.cpu_seconds,
@@ -745,7 +752,7 @@ class InspectQemuImg(object):
                 % (what, ' '.join(cmd), self.timeout), check='format')
         return rc, out, err
 
-    def info(self, path, fmt, what):
+    def info(self, path: str, fmt: str, what: str) -> Dict[str, Any]:
         rc, out, err = self.run(['info', '-U', '-f', fmt, '--output=json', path], what)
         if rc != 0:
             raise errors.FormatError(
@@ -757,7 +764,7 @@ class InspectQemuImg(object):
             raise errors.FormatError(
                 'format check failed for %s: qemu-img info gave no JSON: %s' % (what, out[:200]), check='format')
 
-    def check(self, path, fmt, what):
+    def check(self, path: str, fmt: str, what: str) -> Optional[Dict[str, Any]]:
         """``qemu-img check``; None when the format has no check."""
         rc, out, err = self.run(['check', '-U', '-f', fmt, '--output=json', path], what)
         if rc == 63:  # the format does not support checks

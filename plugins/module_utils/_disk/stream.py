@@ -37,7 +37,7 @@ import stat
 import threading
 import time
 import zlib
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 
@@ -78,11 +78,11 @@ def expected_digest(image: Dict[str, Any]) -> Tuple[Optional[str], Optional[str]
 class Digests(object):
     """Several digests fed from the same chunks."""
 
-    def __init__(self, algos):
+    def __init__(self, algos: Iterable[str]) -> None:
         self._digests = dict((algo, new_digest(algo)) for algo in algos)
         self.size = 0
 
-    def update(self, chunk):
+    def update(self, chunk: bytes) -> None:
         self.size += len(chunk)
         for digest in self._digests.values():
             digest.update(chunk)
@@ -90,12 +90,12 @@ class Digests(object):
     def _count(self, chunk):
         self.size += len(chunk)
 
-    def consumers(self):
+    def consumers(self) -> List[Callable[[bytes], Any]]:
         """One consumer per digest (plus the size count), for ``pump`` to run
         in parallel: the same as ``update`` but spread over the cores."""
         return [self._count] + [digest.update for digest in self._digests.values()]
 
-    def hexdigests(self):
+    def hexdigests(self) -> Dict[str, str]:
         return dict((algo, digest.hexdigest()) for algo, digest in self._digests.items())
 
 
@@ -264,22 +264,22 @@ class terminate_as_interrupt(object):  # pylint: disable=invalid-name
 class Deadline(object):
     """A wall-clock limit for a transfer, checked between chunks."""
 
-    def __init__(self, seconds, what, clock=time.monotonic):
+    def __init__(self, seconds: Optional[float], what: str, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.seconds = seconds
         self.what = what
         self.start = clock()
 
-    def elapsed(self):
+    def elapsed(self) -> float:
         return self._clock() - self.start
 
-    def check(self):
+    def check(self) -> None:
         if self.seconds and self.elapsed() > self.seconds:
             raise errors.TransferError(
                 '%s did not finish within the timeout of %s seconds. Raise timeout for large images '
                 'or slow links.' % (self.what, self.seconds))
 
-    def guard(self, chunks):
+    def guard(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Pass chunks through, failing once the deadline has passed."""
         for chunk in chunks:
             self.check()
@@ -327,7 +327,7 @@ class Gunzip(object):
     small chunk that inflates a thousandfold never becomes one huge buffer).
     Concatenated gzip members are one stream, as for gzip(1)."""
 
-    def __init__(self, what, chunk_size=CHUNK_SIZE):
+    def __init__(self, what: str, chunk_size: int = CHUNK_SIZE) -> None:
         self.what = what
         self.chunk_size = chunk_size
         self.size = 0
@@ -338,7 +338,7 @@ class Gunzip(object):
         self._started = False
         self._pending = b''
 
-    def chunks(self, compressed):
+    def chunks(self, compressed: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in compressed:
             self.compressed_size += len(chunk)
             if self.error is not None:
@@ -413,7 +413,7 @@ class Gunzip(object):
             if inflater.eof or (not data and not plain):
                 return
 
-    def check(self):
+    def check(self) -> None:
         """Raise what went wrong while decompressing, if anything did."""
         if self.error is not None:
             raise self.error

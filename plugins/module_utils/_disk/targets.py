@@ -50,11 +50,14 @@ import re
 import secrets
 import socket
 import stat
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Union
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 
+
+# os.replace, or the module's atomic_move: moves a finished temporary file over dest.
+Rename = Callable[[str, str], None]
 
 MARK = '.osimage-'
 
@@ -75,18 +78,18 @@ _UNSAFE_HOST = re.compile(r'[^A-Za-z0-9_.-]')
 class Owner(object):
     """The process a temporary file belongs to."""
 
-    def __init__(self, host, boot, pidns, pid, start):
+    def __init__(self, host: str, boot: str, pidns: Union[int, str], pid: Union[int, str], start: Union[int, str]) -> None:
         self.host = host
         self.boot = boot
         self.pidns = int(pidns)
         self.pid = int(pid)
         self.start = int(start)
 
-    def same_place(self, other):
+    def same_place(self, other: Owner) -> bool:
         """Same host, boot and pid namespace: pids mean the same processes."""
         return (self.host, self.boot, self.pidns) == (other.host, other.boot, other.pidns)
 
-    def tag(self):
+    def tag(self) -> str:
         return '%s-%s-%d-%d-%d' % (self.host, self.boot, self.pidns, self.pid, self.start)
 
     def __eq__(self, other):
@@ -262,7 +265,7 @@ class TempBeside(object):
     it if this one is killed.
     """
 
-    def __init__(self, dest):
+    def __init__(self, dest: str) -> None:
         self.dest = dest
         self.directory = os.path.dirname(os.path.abspath(dest))
         try:
@@ -279,7 +282,7 @@ class TempBeside(object):
         self.committed = True
         fsync_directory(self.directory)
 
-    def discard(self):
+    def discard(self) -> None:
         if not self.committed:
             try:
                 os.unlink(self.tmp_path)
@@ -302,15 +305,15 @@ class OutputFile(TempBeside):
     is reserved here (mode 0600) and qemu-img recreates the file.
     """
 
-    def __init__(self, dest):
+    def __init__(self, dest: str) -> None:
         super(OutputFile, self).__init__(dest)
         os.close(self.fd)
 
     @property
-    def path(self):
+    def path(self) -> str:
         return self.tmp_path
 
-    def commit(self, rename=os.replace):
+    def commit(self, rename: Rename = os.replace) -> None:
         """fsync what qemu-img wrote, move it over ``dest``, fsync the directory."""
         fd = os.open(self.path, os.O_RDONLY)
         try:
@@ -324,14 +327,14 @@ class AtomicFile(TempBeside):
     """A temporary file beside ``dest``, written here, that replaces ``dest``
     only on ``commit()`` (see ``TempBeside``)."""
 
-    def __init__(self, dest, writeback_every=WRITEBACK_EVERY):
+    def __init__(self, dest: str, writeback_every: int = WRITEBACK_EVERY) -> None:
         super(AtomicFile, self).__init__(dest)
         self.writeback_every = writeback_every
         self._written = 0
         self._unsynced = 0
         self._file = os.fdopen(self.fd, 'wb')
 
-    def preallocate(self, size):
+    def preallocate(self, size: Optional[int]) -> None:
         """Reserve ``size`` bytes up front: block allocation is then not done
         chunk by chunk (about 3x cheaper writes on ext4) and a full disk shows
         up before the first byte is downloaded. Best effort where the
@@ -346,7 +349,7 @@ class AtomicFile(TempBeside):
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
                 raise self._write_error(exc)
 
-    def write(self, chunk):
+    def write(self, chunk: bytes) -> None:
         try:
             self._file.write(chunk)
             self._written += len(chunk)
@@ -368,7 +371,7 @@ class AtomicFile(TempBeside):
             'Cannot write %s (temporary file for %s): %s' % (self.tmp_path, self.dest, exc.strerror or exc),
             errno=exc.errno)
 
-    def flush(self):
+    def flush(self) -> None:
         """Make what was written so far readable through ``tmp_path`` (for a
         check that reads the file before ``commit``), without what
         ``preallocate()`` reserved beyond it."""
@@ -378,7 +381,7 @@ class AtomicFile(TempBeside):
         except OSError as exc:
             raise self._write_error(exc)
 
-    def commit(self, rename=os.replace):
+    def commit(self, rename: Rename = os.replace) -> None:
         """fsync the data, move it over ``dest`` and fsync the directory."""
         try:
             self._file.flush()
@@ -390,7 +393,7 @@ class AtomicFile(TempBeside):
             raise self._write_error(exc)
         self._publish(rename)
 
-    def discard(self):
+    def discard(self) -> None:
         if not self._file.closed:
             self._file.close()
         super(AtomicFile, self).discard()
@@ -541,7 +544,7 @@ class DeviceWriter(object):
     ``sync_every`` bytes and at ``flush()``.
     """
 
-    def __init__(self, path, size, start=0, direct=True, sync_every=SYNC_EVERY):
+    def __init__(self, path: str, size: Optional[int], start: int = 0, direct: bool = True, sync_every: int = SYNC_EVERY) -> None:
         self.path = path
         self.size = size
         self.offset = start
@@ -572,7 +575,7 @@ class DeviceWriter(object):
                 self._direct_fd = None  # not supported here: buffered writes only
 
     @property
-    def direct(self):
+    def direct(self) -> bool:
         return self._direct_fd is not None
 
     def _error(self, exc):
@@ -600,7 +603,7 @@ class DeviceWriter(object):
             raise self._error(exc)
         self._unsynced = 0
 
-    def write(self, chunk):
+    def write(self, chunk: bytes) -> None:
         if self.offset + len(chunk) > self.size:
             raise errors.DestinationError(
                 'The data is larger than block device %s, which has %d bytes; it does not fit.'
@@ -640,13 +643,13 @@ class DeviceWriter(object):
                 self._pwrite(self._fd, stage[aligned:self._staged], self._stage_offset + aligned)
         self._staged = 0
 
-    def flush(self):
+    def flush(self) -> None:
         """Everything written so far on the device, durably."""
         if self._staged:
             self._write_stage()
         self._sync()
 
-    def zero_written(self):
+    def zero_written(self) -> int:
         """Zero the device from offset 0 to the end of what was written
         (what was there before is gone anyway) and flush; returns the number
         of bytes zeroed."""
@@ -666,7 +669,7 @@ class DeviceWriter(object):
                 'device before it was overwritten.' % (self.path, offset, exc.strerror or exc), errno=exc.errno)
         return end
 
-    def close(self):
+    def close(self) -> None:
         for fd in (self._direct_fd, self._fd):
             if fd is not None:
                 os.close(fd)
@@ -676,16 +679,35 @@ class DeviceWriter(object):
             self._stage = None
 
 
-class FileTarget(object):
+class _WritingTarget(object):
+    """What FileTarget and DeviceTarget share: every chunk goes on to
+    ``sink`` (an AtomicFile or a DeviceWriter) as it comes, nothing is held
+    back for ``finish()``."""
+
+    changed = True
+    has_data = True
+    sink = None
+
+    def finish(self) -> None:
+        pass
+
+    def write(self, chunk: bytes) -> None:
+        self.sink.write(chunk)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+
+class FileTarget(_WritingTarget):
     """A regular file dest, written through a temporary file beside it that
     replaces dest on ``commit()`` (``AtomicFile``). With
     ``copy_prefix`` the first bytes are copied from the current dest (they
     were found equal to the data)."""
 
-    def __init__(self, dest, rename, preallocate=None, copy_prefix=0):
+    def __init__(self, dest: str, rename: Rename, preallocate: Optional[int] = None, copy_prefix: int = 0) -> None:
         self.dest = dest
         self._rename = rename
-        self._file = AtomicFile(dest)
+        self._file = self.sink = AtomicFile(dest)
         try:
             self._file.preallocate(preallocate)
             if copy_prefix:
@@ -702,59 +724,35 @@ class FileTarget(object):
         except OSError as exc:
             raise errors.DestinationError('Cannot read %s: %s' % (self.dest, exc.strerror or exc))
 
-    changed = True
-    has_data = True
-
     @property
-    def check_path(self):
+    def check_path(self) -> str:
         return self._file.tmp_path
 
-    def finish(self):
-        pass
-
-    def write(self, chunk):
-        self._file.write(chunk)
-
-    def flush(self):
-        self._file.flush()
-
-    def commit(self):
+    def commit(self) -> None:
         self._file.commit(rename=self._rename)
 
-    def abandon(self):
+    def abandon(self) -> str:
         self._file.discard()
         return 'Nothing was changed at %s.' % self.dest
 
 
-class DeviceTarget(object):
+class DeviceTarget(_WritingTarget):
     """A block device written in place (see ``DeviceWriter``); ``abandon()``
     zeroes what was written."""
 
-    def __init__(self, dest, size, start=0, direct=True):
+    def __init__(self, dest: str, size: Optional[int], start: int = 0, direct: bool = True) -> None:
         self.dest = dest
-        self.writer = DeviceWriter(dest, size, start=start, direct=direct)
-
-    changed = True
-    has_data = True
+        self.writer = self.sink = DeviceWriter(dest, size, start=start, direct=direct)
 
     @property
-    def check_path(self):
+    def check_path(self) -> str:
         return self.dest
 
-    def finish(self):
-        pass
-
-    def write(self, chunk):
-        self.writer.write(chunk)
-
-    def flush(self):
-        self.writer.flush()
-
-    def commit(self):
+    def commit(self) -> None:
         self.writer.flush()
         self.writer.close()
 
-    def abandon(self):
+    def abandon(self) -> str:
         try:
             zeroed = self.writer.zero_written()
         finally:
@@ -772,7 +770,7 @@ class ComparingTarget(object):
     difference is noted). A file dest that is longer than the data differs
     too; a block device is compared over the data's length only."""
 
-    def __init__(self, dest, open_target, whole_file):
+    def __init__(self, dest: str, open_target: Callable[[int], Optional[Union[FileTarget, DeviceTarget]]], whole_file: bool) -> None:
         self.dest = dest
         self._open_target = open_target
         self._whole_file = whole_file
@@ -788,7 +786,7 @@ class ComparingTarget(object):
             raise errors.DestinationError('Cannot read %s: %s' % (dest, exc.strerror or exc))
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return self.differs_at is not None
 
     def _close_reader(self):
@@ -796,7 +794,7 @@ class ComparingTarget(object):
             self._reader.close()
             self._reader = None
 
-    def write(self, chunk):
+    def write(self, chunk: bytes) -> None:
         if self.target is None:
             if self.differs_at is None:
                 if self._reader.read(len(chunk)) == chunk:
@@ -811,7 +809,7 @@ class ComparingTarget(object):
         self.target.write(chunk)
         self.offset += len(chunk)
 
-    def finish(self):
+    def finish(self) -> None:
         """After the last chunk: a file dest longer than the data differs."""
         if self.differs_at is None and self._whole_file and self._reader.read(1):
             self.differs_at = self.offset
@@ -820,23 +818,23 @@ class ComparingTarget(object):
             self.target = self._open_target(self.offset)
 
     @property
-    def has_data(self):
+    def has_data(self) -> bool:
         """Whether the data is somewhere to be checked: written, or equal to dest."""
         return self.target is not None or not self.changed
 
     @property
-    def check_path(self):
+    def check_path(self) -> Optional[str]:
         return self.target.check_path if self.target is not None else self.dest
 
-    def flush(self):
+    def flush(self) -> None:
         if self.target is not None:
             self.target.flush()
 
-    def commit(self):
+    def commit(self) -> None:
         if self.target is not None:
             self.target.commit()
 
-    def abandon(self):
+    def abandon(self) -> str:
         self._close_reader()
         if self.target is not None:
             return self.target.abandon()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils._openstack.session import Session
 
 
 def secret_uuid(secret_ref: str) -> str:
@@ -27,7 +28,7 @@ def secret_uuid(secret_ref: str) -> str:
 class BarbicanAPI(object):
     """Barbican over one cloud session (see session.Session)."""
 
-    def __init__(self, session):
+    def __init__(self, session: Session) -> None:
         self.session = session
         self._key_manager_endpoint = None
 

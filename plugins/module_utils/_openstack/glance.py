@@ -20,23 +20,32 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import barbican as _barbican
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import keystone as _keystone
-from ansible_collections.osimage.glance.plugins.module_utils._openstack.session import Session
+from ansible_collections.osimage.glance.plugins.module_utils._openstack.session import CloudConnection, Session
 
 # The media type of Glance's JSON patch (PATCH /v2/images/{id}).
 PATCH_CONTENT_TYPE = 'application/openstack-images-v2.1-json-patch'
 
 _UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
+# Images per list request.
+PAGE_SIZE = 1000
+
+
+def is_image_id(text: str) -> bool:
+    """Whether ``text`` has the form of an image id (a UUID)."""
+    return bool(_UUID_RE.match(text))
 
 
 class GlanceAPI(object):
     """Glance v2 over one cloud session, with bounded retries."""
 
-    def __init__(self, conn=None, retries: int = 3, backoff: float = 0.5, sleep=time.sleep, connect=None,
-                 session: Session | None = None):
+    def __init__(self, conn: Optional[CloudConnection] = None, retries: int = 3, backoff: float = 0.5,
+            sleep: Callable[[float], None] = time.sleep, connect: Optional[Callable[[], CloudConnection]] = None,
+            session: Optional[Session] = None) -> None:
         """``conn`` is a cloud connection, or None to have ``connect()`` make
         one on first use (so work that needs no cloud never connects); or
         give a ready ``session``."""
@@ -52,7 +61,7 @@ class GlanceAPI(object):
         return cls(session=Session.from_params(params))
 
     @property
-    def conn(self):
+    def conn(self) -> CloudConnection:
         return self.session.conn
 
     @property
@@ -114,29 +123,31 @@ class GlanceAPI(object):
         """One image by id (NotFoundError when it is not visible)."""
         return self._get_json('/images/%s' % image_id, what or 'Reading image %s' % image_id)
 
-    def list_images(self, what: str, **filters) -> list:
-        """All images matching the filters, following Glance's pagination."""
+    def list_images(self, what: str, max_images: Optional[int] = None, **filters: Any) -> List[Dict[str, Any]]:
+        """All images matching the filters (at most ``max_images``),
+        following Glance's pagination (``next``) to the last page."""
         images = []
         params = dict(filters)
-        params.setdefault('limit', 100)
+        # Large pages: Glance caps them at its api_limit_max (1000 by default).
+        params.setdefault('limit', min(max_images, PAGE_SIZE) if max_images else PAGE_SIZE)
         path = '/images'
         while path:
             page = self._get_json(path, what, params=params)
             images.extend(page.get('images', []))
             nxt = page.get('next')
-            if not nxt:
+            if not nxt or (max_images and len(images) >= max_images):
                 break
             # "next" is a path with the version prefix and the marker query.
             path = re.sub(r'^.*?/v2(?=/)', '', nxt)
             params = None
-        return images
+        return images[:max_images] if max_images else images
 
-    def find_image(self, name_or_id: str, **filters) -> dict:
+    def find_image(self, name_or_id: str, **filters: Any) -> Dict[str, Any]:
         """An image by id, or by name when exactly one visible image has it
         (``filters`` go to the name listing, e.g. ``member_status='all'``);
         a hidden image (os_hidden) when no other image has the name."""
         what = 'Looking up image %r' % name_or_id
-        if _UUID_RE.match(name_or_id):
+        if is_image_id(name_or_id):
             try:
                 return self._get_json('/images/%s' % name_or_id, what)
             except errors.NotFoundError:
@@ -172,11 +183,11 @@ class GlanceAPI(object):
         self._request('DELETE', '/images/%s' % image_id, what, ok=(204, 404)).close()
 
     # -- data -------------------------------------------------------------------
-    def open_image_data(self, image: dict, what: str):
+    def open_image_data(self, image: Dict[str, Any], what: str) -> Any:
         """A streaming response with the image's bytes."""
         return self._request('GET', '/images/%s/file' % image['id'], what, stream=True, ok=(200,))
 
-    def upload_data(self, image_id: str, body, what: str, stage: bool = False, store: str | None = None) -> None:
+    def upload_data(self, image_id: str, body: Iterable[bytes], what: str, stage: bool = False, store: Optional[str] = None) -> None:
         """PUT the image data (``body`` an iterable with a length): into the
         image (``/file``, into ``store`` of a multi-store Glance when given),
         or into the staging area for an import (``stage``)."""

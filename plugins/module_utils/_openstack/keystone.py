@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils._openstack.session import Session
 
 # Keystone project ids: uuid4 hex by default, with dashes from some backends.
 _PROJECT_ID_RE = re.compile(r'^[0-9a-fA-F]{32}$|^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$')
@@ -24,7 +25,7 @@ _PROJECT_ID_RE = re.compile(r'^[0-9a-fA-F]{32}$|^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4})
 class KeystoneAPI(object):
     """Keystone over one cloud session (see session.Session)."""
 
-    def __init__(self, session):
+    def __init__(self, session: Session) -> None:
         self.session = session
         self._identity_endpoint = None
         self._own_projects_cache = None

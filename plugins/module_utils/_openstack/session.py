@@ -34,6 +34,7 @@ import re
 import sys
 import time
 import traceback
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Type, Union
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.validation import check_type_dict
@@ -52,7 +53,7 @@ SDK_IMPORT_ERROR = None if HAS_SDK else 'No module named openstack (openstacksdk
 _SDK = {}
 
 
-def sdk():
+def sdk() -> Dict[str, Any]:
     """The SDK pieces this module uses, imported on first call: ``config``
     (openstack.config), ``sdk_exceptions``, ``ka_exceptions``, ``requests``.
     Raises MissingLibraryError when they cannot be imported."""
@@ -73,7 +74,7 @@ def sdk():
     return _SDK
 
 
-def missing_auth_message(params, exc):
+def missing_auth_message(params: Dict[str, Any], exc: Exception) -> str:
     """What to set when keystoneauth lacks required auth options (its own
     "Auth plugin requires parameters which were not given: auth_url")."""
     missing = ', '.join(sorted(getattr(opt, 'dest', None) or getattr(opt, 'name', None) or str(opt)
@@ -103,11 +104,11 @@ class CloudConnection(object):
     keystoneauth session, the cloud config and catalog endpoints - made from
     the SDK's config loader alone, without importing the rest of the SDK."""
 
-    def __init__(self, cloud_region):
+    def __init__(self, cloud_region: Any) -> None:
         self.config = cloud_region
         self.session = cloud_region.get_session()
 
-    def endpoint_for(self, service_type, interface=None, region_name=None):
+    def endpoint_for(self, service_type: str, interface: Optional[str] = None, region_name: Optional[str] = None) -> str:
         """The service's endpoint: a configured ``<service>_endpoint_override``
         first, else the catalog's (as Connection.endpoint_for)."""
         override = self.config.get_endpoint(service_type)
@@ -116,12 +117,12 @@ class CloudConnection(object):
         return self.config.get_endpoint_from_catalog(service_type, interface=interface, region_name=region_name)
 
     @property
-    def current_project_id(self):
+    def current_project_id(self) -> Optional[str]:
         """The project of the token (None for a domain- or unscoped token)."""
         return self.session.get_project_id()
 
 
-def connect_cloud(**kwargs):
+def connect_cloud(**kwargs: Any) -> CloudConnection:
     """A CloudConnection for ``openstack.connect``-style keyword arguments."""
     config = sdk()['config']
     with payload_off_sys_path():
@@ -135,7 +136,7 @@ def _own_archive():
 
 
 @contextlib.contextmanager
-def payload_off_sys_path(archive=None):
+def payload_off_sys_path(archive: Optional[str] = None) -> Iterator[None]:
     """Within the block, the AnsiballZ payload is not on ``sys.path``.
 
     keystoneauth finds its auth plugins through stevedore, which caches the
@@ -173,14 +174,14 @@ _RETRY_STATUSES_SAFE = _RETRY_STATUSES + (500,)
 _TAG_RE = re.compile(r'<[^>]+>')
 
 
-def retry_statuses(method, kwargs):
+def retry_statuses(method: str, kwargs: Dict[str, Any]) -> Tuple[int, ...]:
     """The statuses worth retrying for this request."""
     if method in ('GET', 'HEAD', 'DELETE') or (method == 'PUT' and 'data' not in kwargs):
         return _RETRY_STATUSES_SAFE
     return _RETRY_STATUSES
 
 
-def cloud_argument_spec():
+def cloud_argument_spec() -> Dict[str, Dict[str, Any]]:
     """The connection options every module takes (documented by the
     ``osimage.glance.cloud`` doc fragment)."""
     return dict(
@@ -201,7 +202,7 @@ def cloud_argument_spec():
     )
 
 
-def connection_kwargs(params):
+def connection_kwargs(params: Dict[str, Any]) -> Dict[str, Any]:
     """Turn module parameters into ``openstack.connect`` keyword arguments."""
     cloud = params.get('cloud')
     if isinstance(cloud, str) and cloud.lstrip().startswith('{'):
@@ -240,7 +241,7 @@ def connection_kwargs(params):
     return dict((key, value) for key, value in kwargs.items() if value is not None)
 
 
-def server_reason(response):
+def server_reason(response: Any) -> str:
     """The human part of an error response: Glance answers in JSON or in a
     small HTML page depending on the layer that refused."""
     try:
@@ -273,7 +274,7 @@ _STATUS_ERRORS = {
 }
 
 
-def error_for_status(status, reason, what, where):
+def error_for_status(status: int, reason: str, what: str, where: Tuple[str, str]) -> errors.OsimageError:
     """One exception for an HTTP error status, with the server's reason."""
     cls, text = _STATUS_ERRORS.get(status, (errors.OsimageError, 'failed'))
     return cls('%s: %s at %s %s (HTTP %s): %s' % (what, where[0], where[1], text, status, reason),
@@ -283,7 +284,8 @@ def error_for_status(status, reason, what, where):
 class Session(object):
     """The keystoneauth session of one cloud connection, with bounded retries."""
 
-    def __init__(self, conn=None, retries: int = 3, backoff: float = 0.5, sleep=time.sleep, connect=None):
+    def __init__(self, conn: Optional[CloudConnection] = None, retries: int = 3, backoff: float = 0.5,
+            sleep: Callable[[float], None] = time.sleep, connect: Optional[Callable[[], CloudConnection]] = None) -> None:
         """``conn`` is a CloudConnection, or None to have ``connect()`` make
         one on first use (so work that needs no cloud never connects)."""
         self._conn = conn
@@ -347,18 +349,18 @@ class Session(object):
         self.authenticate()
         return self.conn.endpoint_for(service_type)
 
-    def endpoint_not_found_error(self):
+    def endpoint_not_found_error(self) -> Type[Exception]:
         """The exception ``endpoint_for`` raises for a missing service."""
         return sdk()['ka_exceptions'].EndpointNotFound
 
-    def access(self, what: str = 'Authentication'):
+    def access(self, what: str = 'Authentication') -> Any:
         """The keystoneauth AccessInfo of the token (no request beyond
         authentication)."""
         session = self.conn.session
         return self.with_retries(lambda: session.auth.get_access(session), ('Keystone', self.auth_url), what)
 
     # -- the one retry loop -------------------------------------------------
-    def with_retries(self, call, where: tuple, what: str, statuses: tuple = _RETRY_STATUSES):
+    def with_retries(self, call: Callable[[], Any], where: Tuple[str, str], what: str, statuses: Tuple[int, ...] = _RETRY_STATUSES) -> Any:
         """Run ``call`` and retry it on connection-level failures (refused,
         reset, timeout, 502/503/504; ``statuses`` may add 500) with
         exponential backoff, as nova's client does; then one clear message
@@ -411,8 +413,8 @@ class Session(object):
         return error_for_status(status or 0, reason, what, where)
 
     # -- the one send ---------------------------------------------------------
-    def send(self, where: tuple, url: str, method: str, what: str, stream: bool = False,
-             ok: tuple = (200, 201, 204), **kwargs):
+    def send(self, where: Tuple[str, str], url: str, method: str, what: str, stream: bool = False, ok: Tuple[int, ...] = (200, 201, 204),
+            **kwargs: Any) -> Any:
         """One request over the session through the retry loop; a status
         outside ``ok`` becomes one clear error naming ``where`` (the service
         and its endpoint)."""
@@ -428,7 +430,7 @@ class Session(object):
         return response
 
 
-def other_cloud_params(cloud, params):
+def other_cloud_params(cloud: Union[str, Dict[str, Any]], params: Dict[str, Any]) -> Dict[str, Any]:
     """Module parameters for a second connection to ``cloud`` (a cloud name
     or dict, like the ``cloud`` option): only the cloud itself plus the
     transport options ``interface`` and ``api_retries`` are taken over; the
@@ -437,7 +439,7 @@ def other_cloud_params(cloud, params):
                 api_retries=params.get('api_retries', 3))
 
 
-def stream_read_errors():
+def stream_read_errors() -> Tuple[Type[Exception], ...]:
     """Exceptions a streaming body raises when the connection breaks."""
     libs = sdk()
     return (libs['requests'].exceptions.RequestException, libs['ka_exceptions'].ConnectionError)

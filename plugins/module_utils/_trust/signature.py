@@ -43,7 +43,7 @@ import logging
 import os
 import re
 import traceback
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._imports import lazy_module
@@ -190,24 +190,24 @@ def is_barbican_reference(ref: str) -> bool:
 class Certificate(object):
     """An X.509 certificate and where it came from."""
 
-    def __init__(self, cert, source):
+    def __init__(self, cert: Any, source: str) -> None:
         self.cert = cert
         self.source = source
 
     @property
-    def subject(self):
+    def subject(self) -> str:
         return self.cert.subject.rfc4514_string()
 
     @property
-    def issuer(self):
+    def issuer(self) -> str:
         return self.cert.issuer.rfc4514_string()
 
     @property
-    def label(self):
+    def label(self) -> str:
         """How messages name it: subject and origin."""
         return '"%s" (%s)' % (self.subject, self.source)
 
-    def describe(self):
+    def describe(self) -> Dict[str, Any]:
         return dict(
             subject=self.subject,
             issuer=self.issuer,
@@ -244,11 +244,11 @@ class CertificateStore(object):
     """Certificates by reference: a Barbican secret id (fetched with the
     user's own credentials by ``fetch_secret(uuid)``) or a PEM file path."""
 
-    def __init__(self, fetch_secret=None):
+    def __init__(self, fetch_secret: Optional[Callable[[str], bytes]] = None) -> None:
         self._fetch_secret = fetch_secret
         self._cache = {}
 
-    def get(self, ref):
+    def get(self, ref: str) -> Certificate:
         if ref not in self._cache:
             if is_barbican_reference(ref):
                 self._cache[ref] = self.from_barbican(ref)
@@ -256,7 +256,7 @@ class CertificateStore(object):
                 self._cache[ref] = self.from_file(ref)
         return self._cache[ref]
 
-    def from_barbican(self, uuid):
+    def from_barbican(self, uuid: str) -> Certificate:
         if self._fetch_secret is None:
             raise errors.SignatureError(
                 'signature check failed: certificate %s is a Barbican secret id, but there is no cloud '
@@ -264,7 +264,7 @@ class CertificateStore(object):
         return load_certificate(self._fetch_secret(uuid), 'Barbican secret %s' % uuid)
 
     @staticmethod
-    def from_file(path):
+    def from_file(path: str) -> Certificate:
         try:
             with open(path, 'rb') as fileobj:
                 data = fileobj.read()
@@ -331,7 +331,7 @@ class SignatureCheck(object):
     """One image signature, ready to be checked against a digest of the
     data taken in the shared read pass."""
 
-    def __init__(self, props, certificate, what):
+    def __init__(self, props: Dict[str, Any], certificate: Certificate, what: str) -> None:
         require_cursive()
         self.what = what
         self.certificate = certificate
@@ -365,7 +365,7 @@ class SignatureCheck(object):
                             % (self.certificate.label, key.curve.name, KEY_TYPE, self.key_type_name),
                             certificate=self.certificate.describe())
 
-    def verify(self, digest):
+    def verify(self, digest: bytes) -> Dict[str, Any]:
         """Check the signature over the data whose ``digest_algo`` digest
         (bytes) was taken in the read pass; returns the result to report."""
         prehashed = asym_utils.Prehashed(self.hash_method)
@@ -389,7 +389,7 @@ class SignatureCheck(object):
                            self.hash_method_name, digest.hex()), certificate=self.certificate.describe())
         return self.result(verified=True)
 
-    def result(self, verified):
+    def result(self, verified: bool) -> Dict[str, Any]:
         return dict(signed=True, verified=verified, hash_method=self.hash_method_name,
                     key_type=self.key_type_name, certificate=self.certificate.describe())
 
@@ -540,7 +540,7 @@ def certificate_fingerprint(cert: Any) -> str:
 class Signer(object):
     """Signs the digest ``algo`` of the image data."""
 
-    def __init__(self, key, key_type, hash_method):
+    def __init__(self, key: Any, key_type: str, hash_method: str) -> None:
         if hash_method not in HASH_METHODS:
             raise errors.SignatureError('signing.hash_method must be one of %s, not %s.'
                                         % (', '.join(HASH_METHODS), hash_method))
@@ -549,7 +549,7 @@ class Signer(object):
         self.hash_method = hash_method
         self.algo = HASH_METHOD_ALGOS[hash_method]
 
-    def sign(self, hexdigest):
+    def sign(self, hexdigest: str) -> str:
         """The base64 signature (as Glance's ``img_signature``) over data whose
         ``algo`` digest is ``hexdigest``."""
         digest = bytes.fromhex(hexdigest)
@@ -564,7 +564,7 @@ class Signer(object):
             signature = self.key.sign(digest, ec.ECDSA(prehashed))
         return base64.b64encode(signature).decode('ascii')
 
-    def properties(self, hexdigest, certificate_uuid):
+    def properties(self, hexdigest: str, certificate_uuid: str) -> Dict[str, str]:
         """The four ``img_signature*`` properties."""
         return {
             'img_signature': self.sign(hexdigest),

@@ -7,16 +7,19 @@
 
 """Shared fixtures: a small PKI (a signing CA and certificates it issues,
 good and bad), a signer that makes Glance image signatures, and the one fake
-Glance (with its Barbican) at the boundary of _openstack/glance.py."""
+Glance (with its Barbican, and its Keystone below _openstack/keystone.py) at
+the boundary of _openstack/glance.py."""
 
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import hashlib
 import itertools
 import json
 import os
+import types
 
 import jsonschema
 import pytest
@@ -33,6 +36,7 @@ from cryptography.x509.oid import NameOID
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import qemu
 from ansible_collections.osimage.glance.plugins.module_utils._openstack import glance as _glance
+from ansible_collections.osimage.glance.plugins.module_utils._openstack import keystone as _keystone
 
 HASHES = {'SHA-224': hashes.SHA224, 'SHA-256': hashes.SHA256, 'SHA-384': hashes.SHA384, 'SHA-512': hashes.SHA512}
 
@@ -215,11 +219,74 @@ class FakeBarbican(object):
         return uuid
 
 
+class FakeKeystoneSession(object):
+    """One user's connection to the fake Keystone, with the surface of
+    session.Session that keystone.KeystoneAPI uses: the token (``access``)
+    and identity v3 GETs (``send``) answered under Keystone's default policy
+    (only admins list or show other projects; everyone lists their own)."""
+
+    def __init__(self, keystone, user):
+        self.keystone = keystone
+        own, roles = keystone.users[user]
+        self.user = user
+        self.own = [p for p in keystone.projects if p['name'] in own]
+        project = next(p for p in self.own if p['name'] == (user if user in own else own[0]))
+        self.project_id, self.project_name = project['id'], project['name']
+        self.roles = list(roles)
+        self.admin = 'admin' in roles
+        self.auth_url = keystone.endpoint
+
+    def access(self, what='Authentication'):
+        return types.SimpleNamespace(user_id='user-' + self.user, username=self.user, project_id=self.project_id,
+                                     project_name=self.project_name, project_domain_id='default',
+                                     role_names=self.roles)
+
+    def endpoint_for(self, service_type):
+        assert service_type == 'identity'
+        return self.keystone.endpoint
+
+    @staticmethod
+    def endpoint_not_found_error():
+        return LookupError
+
+    def send(self, where, url, method, what, stream=False, ok=(200,), params=None):
+        assert method == 'GET' and url.startswith(self.keystone.endpoint)
+        path = url[len(self.keystone.endpoint):]
+        if path == '/auth/projects':
+            return FakeResponse({'projects': [dict(p) for p in self.own]})
+        if path == '/projects':
+            if not self.admin:
+                raise errors.NotAuthorizedError('%s: identity:list_projects refused (HTTP 403)' % what, status_code=403)
+            return FakeResponse({'projects': [dict(p) for p in self.keystone.projects
+                                              if p['name'] == params['name']]})
+        found = [p for p in self.keystone.projects if p['id'] == path.split('/')[-1]]
+        if not self.admin and not (found and found[0] in self.own):
+            raise errors.NotAuthorizedError('%s: identity:get_project refused (HTTP 403)' % what, status_code=403)
+        if not found:
+            raise errors.NotFoundError('%s: Could not find project (HTTP 404)' % what, status_code=404)
+        return FakeResponse({'project': dict(found[0])})
+
+
+class FakeKeystone(object):
+    """Keystone's projects and users (user -> (names of the projects it has
+    a role in, the first or its namesake being its token's; its roles))."""
+
+    endpoint = 'http://keystone.test/v3'
+
+    def __init__(self):
+        self.projects = [dict(id=PROJECT, name='demo', domain_id='default')]
+        self.users = {'demo': (['demo'], ['member', 'reader'])}
+
+
 class FakeGlance(object):
     """An in-memory Glance with the typed surface of glance.GlanceAPI: each
     call is one request of Glance's REST API (``request``, recorded in
-    ``calls``), checked as Glance checks it; data PUT is stored and hashed as
-    Glance does; downloads are served from ``stream``."""
+    ``calls``, its changes with their bodies in ``writes``), checked as
+    Glance checks it; data PUT is stored and hashed as Glance does; downloads
+    are served from ``stream``. The caller is user demo of project PROJECT
+    (``connected_as`` gives another user's connection to the same Glance);
+    images, their members (kept while an image is not shared, as Glance
+    does) and who sees them follow Glance's sharing rules."""
 
     endpoint = 'http://glance.test:9292'
     auth_url = 'http://keystone.test/v3'
@@ -234,6 +301,21 @@ class FakeGlance(object):
         self.downloads = 0
         self.lookups = 0
         self.barbican = FakeBarbican()
+        self.members = {}  # image id -> {project id: status}
+        self.member_quota = 128  # Glance's image_member_quota
+        self.writes = []  # (method, path, body) of every change Glance made, in order
+        self.identity = FakeKeystone()
+        self.caller = FakeKeystoneSession(self.identity, 'demo')
+        # The real Keystone client over the fake Keystone: name resolution is not the fake's.
+        self.keystone = _keystone.KeystoneAPI(self.caller)
+
+    def connected_as(self, user):
+        """User ``user``'s connection to this Glance (the same images and members)."""
+        view = copy.copy(self)
+        view.caller = FakeKeystoneSession(self.identity, user)
+        view.keystone = _keystone.KeystoneAPI(view.caller)
+        view.current_project_id = view.caller.project_id
+        return view
 
     # -- set-up for the tests ---------------------------------------------------
     @property
@@ -278,21 +360,33 @@ class FakeGlance(object):
     def get_image(self, image_id, what=None):
         return self.request('GET', '/images/%s' % image_id, what).json()
 
-    def list_images(self, what, **filters):
-        # Like Glance: hidden images only with os_hidden=true, and then only they.
+    def list_images(self, what, max_images=None, **filters):
+        # Like Glance: hidden images only with os_hidden=true, and then only they;
+        # shared images of others by member status; every tag given must be on the image;
+        # sorted (newest first unless asked); at most limit.
         hidden = filters.pop('os_hidden', 'false') == 'true'
-        return [dict(image) for image in self.images.values()
-                if image.get('os_hidden', False) == hidden
-                and all(image.get(key) == value for key, value in filters.items())]
+        tags = filters.pop('tag', [])
+        limit = filters.pop('limit', None) or max_images
+        member_status = filters.pop('member_status', 'accepted')
+        order = filters.pop('sort', 'created_at:desc,id:desc')
+        found = [dict(image) for image in self.images.values()
+                 if image.get('os_hidden', False) == hidden and self.listed(image, member_status)
+                 and all(tag in image['tags'] for tag in tags)
+                 and all(image.get(key) == value for key, value in filters.items())]
+        for entry in reversed(order.split(',')):
+            key, _, direction = entry.partition(':')
+            found.sort(key=lambda image, key=key: str(image.get(key)), reverse=direction == 'desc')
+        return found[:limit] if limit else found
 
     def find_image(self, name_or_id, **filters):
         self.lookups += 1
-        if name_or_id in self.images:
+        if name_or_id in self.images and self.visible(self.images[name_or_id]):
             return dict(self.images[name_or_id])
         matches = (self.list_images('', name=name_or_id, **filters)
                    or self.list_images('', name=name_or_id, os_hidden='true', **filters))
         if len(matches) != 1:
-            raise errors.NotFoundError('No image with name or id %r (%d found)' % (name_or_id, len(matches)))
+            raise errors.NotFoundError('No image with name or id %r is visible to this project (%d found)'
+                                       % (name_or_id, len(matches)))
         return matches[0]
 
     def create_image(self, body, what):
@@ -318,6 +412,43 @@ class FakeGlance(object):
     def import_image(self, image_id, body, what):
         self.request('POST', '/images/%s/import' % image_id, what, json=body)
 
+    def list_members(self, image_id, what):
+        return self.request('GET', '/images/%s/members' % image_id, what).json()['members']
+
+    def get_member(self, image_id, member_id, what):
+        return self.request('GET', '/images/%s/members/%s' % (image_id, member_id), what).json()
+
+    def add_member(self, image_id, member_id, what):
+        return self.request('POST', '/images/%s/members' % image_id, what, json={'member': member_id}).json()
+
+    def set_member_status(self, image_id, member_id, status, what):
+        return self.request('PUT', '/images/%s/members/%s' % (image_id, member_id), what,
+                            json={'status': status}).json()
+
+    def remove_member(self, image_id, member_id, what):
+        self.request('DELETE', '/images/%s/members/%s' % (image_id, member_id), what)
+
+    # -- who sees what: Glance's sharing rules -------------------------------------
+    def owns(self, image):
+        # An image set up without an owner is the caller's.
+        return self.caller.admin or image.get('owner') in (None, self.caller.project_id)
+
+    def visible(self, image):
+        if self.owns(image) or image.get('visibility') in ('public', 'community'):
+            return True
+        return image.get('visibility') == 'shared' and self.caller.project_id in self.members.get(image['id'], {})
+
+    def listed(self, image, member_status):
+        """Whether GET /v2/images lists the image: community images only for
+        their owner, shared ones of others only with the member status asked
+        for (``accepted`` unless said otherwise)."""
+        if image.get('visibility') == 'community':
+            return image.get('owner') in (None, self.caller.project_id)
+        if image.get('visibility') == 'shared' and not self.owns(image):
+            status = self.members.get(image['id'], {}).get(self.caller.project_id)
+            return status is not None and member_status in ('all', status)
+        return self.visible(image)
+
     # -- Glance's REST API, in memory ---------------------------------------------
     @staticmethod
     def refuse(body, read_only, validate=True):
@@ -333,6 +464,12 @@ class FakeGlance(object):
             raise errors.BadRequestError('Provided object does not match schema: %s' % exc.message, status_code=400)
 
     def request(self, method, path, what, json=None, data=None, store=None):  # pylint: disable=redefined-outer-name
+        response = self.answer(method, path, what, json=json, data=data, store=store)
+        if method != 'GET':
+            self.writes.append((method, path, json))
+        return response
+
+    def answer(self, method, path, what, json=None, data=None, store=None):  # pylint: disable=redefined-outer-name
         self.calls.append((method, path))
         parts = path.strip('/').split('/')
         if path == '/schemas/image':
@@ -343,8 +480,10 @@ class FakeGlance(object):
             self.refuse(json, GLANCE_DISALLOWED)
             return FakeResponse(dict(self.add(**json)))
         image = self.images.get(parts[1])
-        if image is None:
+        if image is None or not self.visible(image):
             raise errors.NotFoundError('no image %s' % parts[1], status_code=404)
+        if len(parts) > 2 and parts[2] == 'members':
+            return self.answer_members(method, image, parts[3] if len(parts) > 3 else None, json)
         if method == 'GET':
             return FakeResponse(dict(image))
         if method == 'DELETE':
@@ -353,6 +492,12 @@ class FakeGlance(object):
             del self.images[image['id']]
             return FakeResponse()
         if method == 'PATCH':
+            if not self.owns(image):
+                raise errors.NotAuthorizedError('You are not authorized to complete modify_image action.',
+                                                status_code=403)
+            if not self.caller.admin and {'op': 'replace', 'path': '/visibility', 'value': 'public'} in json:
+                raise errors.NotAuthorizedError('You are not authorized to complete publicize_image action.',
+                                                status_code=403)
             for op in json:
                 self.refuse({op['path'][1:]: op.get('value')}, GLANCE_READ_ONLY, validate=op['op'] != 'remove')
             for op in json:
@@ -382,6 +527,42 @@ class FakeGlance(object):
                 image['stores'] = ','.join(sorted(set(image['stores'].split(',')) | set(json['stores'])))
             return FakeResponse()
         raise AssertionError('unexpected %s %s' % (method, path))
+
+    def answer_members(self, method, image, member_id, body):
+        """/v2/images/{id}/members[/{member}]: only on shared images; the
+        owner adds and removes, the member itself (or an admin) sets its
+        status; the owner sees all members, a member only itself."""
+        if image.get('visibility') != 'shared':
+            error = errors.NotFoundError if method == 'PUT' else errors.NotAuthorizedError
+            raise error('Only shared images have members.', status_code=404 if method == 'PUT' else 403)
+        members = self.members.setdefault(image['id'], {})
+        owner = self.owns(image)
+        if member_id is None and method == 'GET':
+            shown = dict((k, v) for k, v in members.items() if owner or k == self.caller.project_id)
+            return FakeResponse({'members': [dict(member_id=k, status=v) for k, v in shown.items()]})
+        if member_id is None and method == 'POST':
+            if not owner:
+                raise errors.NotAuthorizedError('not allowed', status_code=403)
+            if body['member'] in members:
+                raise errors.ConflictError('Member %s is duplicated' % body['member'], status_code=409)
+            if len(members) >= self.member_quota:
+                raise errors.OverQuotaError('The request returned a 413 Request Entity Too Large.', status_code=413)
+            members[body['member']] = 'pending'
+            return FakeResponse(dict(member_id=body['member'], status='pending'))
+        if member_id not in members or not (owner or member_id == self.caller.project_id):
+            raise errors.NotFoundError('%s not found in the member list' % member_id, status_code=404)
+        if method == 'GET':
+            return FakeResponse(dict(member_id=member_id, status=members[member_id]))
+        if method == 'PUT':
+            if member_id != self.caller.project_id and not self.caller.admin:
+                raise errors.NotAuthorizedError('You are not authorized to complete modify_member action.',
+                                                status_code=403)
+            members[member_id] = body['status']
+            return FakeResponse(dict(member_id=member_id, status=body['status']))
+        if method == 'DELETE' and owner:
+            del members[member_id]
+            return FakeResponse()
+        raise errors.NotAuthorizedError('not allowed', status_code=403)
 
     def store(self, image, payload, stores):
         """Glance storing data: active, with its size and sha512."""

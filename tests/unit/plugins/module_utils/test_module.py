@@ -137,3 +137,13 @@ def test_the_module_tells_diff_mode_and_carries_warnings(capsys, diff):
     assert seen == [diff]
     # A plain string up to ansible-core 2.18, a structured warning from 2.19 on.
     assert len(result['warnings']) == 1 and 'the image is old' in json.dumps(result['warnings'][0])
+
+
+@pytest.mark.parametrize('changed', [True, False])
+def test_a_job_returning_changed_and_result_exits_with_both(capsys, changed):
+    with patch_module_args({}):
+        module = _module.GlanceModule({}, cloud=False)
+        with pytest.raises(SystemExit):
+            module.run(lambda module, api: (changed, {'id': 'i1'}))
+    result = json.loads(capsys.readouterr().out)
+    assert result['changed'] is changed and result['id'] == 'i1'

@@ -13,6 +13,7 @@ independently of the modules under test. Prints the image as Glance shows it
 (JSON) on stdout.
 
   glance_fixture.py create --cloud demo --name NAME --size BYTES [--seed N] [--no-data]
+                    [--tag TAG]... [--property KEY=VALUE]... [--hidden] [--visibility V]
   glance_fixture.py delete --cloud demo --name NAME
   glance_fixture.py token --cloud demo
 """
@@ -36,7 +37,8 @@ def pseudo_random_bytes(size, seed, chunk=64 * 1024 * 1024):
 
 def create(conn, args):
     body = {'name': args.name, 'disk_format': args.disk_format, 'container_format': 'bare',
-            'visibility': 'private'}
+            'visibility': args.visibility, 'tags': args.tag, 'os_hidden': args.hidden}
+    body.update(prop.split('=', 1) for prop in args.property)
     image = conn.image.post('/images', json=body, raise_exc=True).json()
     if not args.no_data:
         data = pseudo_random_bytes(args.size, args.seed)
@@ -46,7 +48,10 @@ def create(conn, args):
 
 
 def delete(conn, args):
-    images = conn.image.get('/images', params={'name': args.name}, raise_exc=True).json()['images']
+    # Hidden images are listed only on their own.
+    images = [image for hidden in ('false', 'true')
+              for image in conn.image.get('/images', params={'name': args.name, 'os_hidden': hidden},
+                                          raise_exc=True).json()['images']]
     for image in images:
         conn.image.delete('/images/%s' % image['id'], raise_exc=True)
     return {'deleted': sorted(image['id'] for image in images)}
@@ -66,6 +71,10 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--disk-format', default='raw')
     parser.add_argument('--no-data', action='store_true')
+    parser.add_argument('--tag', action='append', default=[])
+    parser.add_argument('--property', action='append', default=[], metavar='KEY=VALUE')
+    parser.add_argument('--hidden', action='store_true')
+    parser.add_argument('--visibility', default='private')
     args = parser.parse_args(argv)
     conn = openstack.connect(cloud=args.cloud)
     action = {'create': create, 'delete': delete, 'token': token}[args.action]

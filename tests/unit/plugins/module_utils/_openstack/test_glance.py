@@ -156,6 +156,15 @@ def test_list_images_follows_pagination():
     assert conn.session.requests[1][1] == ENDPOINT + '/v2/images?marker=1&name=x'
 
 
+def test_list_images_stops_at_max_images():
+    pages = [FakeResponse(200, body={'images': [{'id': '1'}, {'id': '2'}], 'next': '/v2/images?marker=2&limit=2'}),
+             FakeResponse(200, body={'images': [{'id': '3'}]})]
+    conn = connection(responses=pages)
+    api = make_api(conn)[0]
+    assert [image['id'] for image in api.list_images('Listing', max_images=2)] == ['1', '2']
+    assert len(conn.session.requests) == 1 and conn.session.requests[0][2]['params'] == {'limit': 2}
+
+
 def test_find_image_by_name_that_several_images_have_lists_the_ids():
     body = {'images': [{'id': 'b-id', 'name': 'cirros'}, {'id': 'a-id', 'name': 'cirros'}]}
     api = make_api(connection(responses=[FakeResponse(200, body=body)]))[0]
@@ -178,7 +187,7 @@ def test_find_image_that_is_not_there_says_where_it_looked():
         api.find_image('nope')
     assert [request[1] for request in conn.session.requests] == [
         ENDPOINT + '/v2/images', ENDPOINT + '/v2/images']
-    assert conn.session.requests[1][2]['params'] == {'name': 'nope', 'os_hidden': 'true', 'limit': 100}
+    assert conn.session.requests[1][2]['params'] == {'name': 'nope', 'os_hidden': 'true', 'limit': 1000}
 
 
 def test_find_image_finds_a_hidden_image_by_name():

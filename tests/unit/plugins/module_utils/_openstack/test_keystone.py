@@ -188,7 +188,7 @@ def test_image_patch_uses_the_json_patch_media_type():
 def test_find_image_passes_filters_to_the_name_listing():
     api, conn, _sleeps = make_api(FakeResponse(200, {'images': [{'id': 'img', 'name': 'golden'}]}))
     assert api.find_image('golden', member_status='all')['id'] == 'img'
-    assert conn.session.requests[0][2]['params'] == {'name': 'golden', 'member_status': 'all', 'limit': 100}
+    assert conn.session.requests[0][2]['params'] == {'name': 'golden', 'member_status': 'all', 'limit': 1000}
 
 
 # -- a second connection ------------------------------------------------------------------
