@@ -484,7 +484,7 @@ def main():
         add_file_common_args=True,
         supports_check_mode=True,
     )
-    module.run(fetch.run)
+    module.run(fetch.ensure_fetched)
 
 
 if __name__ == '__main__':

@@ -406,10 +406,3 @@ def check_parent(dest: str) -> str:
             'The directory of dest, %s, does not exist. Create it first (for example with '
             'ansible.builtin.file state=directory).' % parent)
     return parent
-
-
-def run(module: GlanceModule, api: GlanceAPI) -> Dict[str, Any]:
-    """The image_fetch job; the module's result."""
-    changed, result = ensure_fetched(module, api)
-    result['changed'] = changed
-    return result
