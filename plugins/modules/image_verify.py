@@ -310,77 +310,10 @@ failures:
   elements: dict
 '''
 
-from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
-from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
+from ansible_collections.osimage.glance.plugins.module_utils._jobs import verify
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
-from ansible_collections.osimage.glance.plugins.module_utils._verify import (
-    CHECK_ORDER, Expectations, Verification, certificate_store)
-
-EXPLICIT_OPTIONS = ('checksum', 'hash_algo', 'hash_value', 'disk_format') + trust.SIGNATURE_PROPERTIES
-# Glance image states whose data (and digests) exist.
-STATES_WITH_DATA = ('active', 'deactivated')
-
-
-def signature_required(params):
-    """require_signature as given, else whether checks asks for the signature
-    check by name (an audit that lists it must not pass an unsigned image)."""
-    if params['require_signature'] is not None:
-        return params['require_signature']
-    if 'signature' in (params['checks'] or ()):
-        return 'checks lists signature; give require_signature=false to accept an unsigned image'
-    return False
-
-
-def choose_checks(params, exp, explicit_mode, required):
-    """The checks to run: those asked for (each must have something to
-    compare with), or every one that applies; ``required``: whether a
-    signature is required (``signature_required``)."""
-    signature_applies = (not explicit_mode or any(exp.signature_props.values()) or required
-                         or bool(params['trusted_certificates']))
-    if params['checks'] is None:
-        wanted = set(['format'])
-        if exp.digests:
-            wanted.add('checksum')
-        if signature_applies:
-            wanted.add('signature')
-    else:
-        wanted = set(params['checks'])
-        if 'checksum' in wanted and not exp.digests:
-            raise errors.VerificationError(
-                'checks includes checksum, but there is no expected digest to compare with: give image, or '
-                'checksum or hash_algo and hash_value.', check='checksum')
-    return [check for check in CHECK_ORDER if check in wanted]
-
-
-def verify(module, api):
-    params = module.params
-    path = params['path']
-    explicit_mode = not params['image']
-    if explicit_mode:
-        exp = Expectations.from_params(params)
-        what = path
-    else:
-        exp = Expectations.from_image(api.find_image(params['image']), STATES_WITH_DATA)
-        what = '%s (image %s)' % (path, exp.image['id'])
-    required = signature_required(params)
-    checks = choose_checks(params, exp, explicit_mode, required)
-
-    # Everything that can fail without the data fails before reading it.
-    verification = Verification.prepare(
-        what, exp, checks, certificate_store(api), certificate_path=params['certificate_path'],
-        trusted_certificates=params['trusted_certificates'], require_signature=required,
-        allowed_formats=params['allowed_formats'], max_virtual_size=params['max_virtual_size'])
-    rpass = stream.read_pass(path, verification.start(), block_limit=exp.size)
-
-    # No "path" key: Ansible would overwrite "size" with the file's stat (0 for a device).
-    result = dict(changed=False, size=rpass.size, digests=rpass.hexdigests(), image=exp.describe_image())
-    try:
-        result.update(verification.evaluate(rpass, path))
-    except errors.VerificationError as exc:
-        exc.details.update(size=result['size'], digests=result['digests'], image=result['image'])
-        raise
-    return result
+from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
+from ansible_collections.osimage.glance.plugins.module_utils._trust.verification import CHECK_ORDER
 
 
 def main():
@@ -403,12 +336,12 @@ def main():
             allowed_formats=dict(type='list', elements='str'),
             max_virtual_size=dict(type='int'),
         ),
-        mutually_exclusive=[('image', option) for option in EXPLICIT_OPTIONS],
+        mutually_exclusive=[('image', option) for option in verify.EXPLICIT_OPTIONS],
         required_together=[('hash_algo', 'hash_value')],
         bounds=dict(max_virtual_size=(0, 'bytes')),
         supports_check_mode=True,
     )
-    module.run(verify)
+    module.run(verify.run)
 
 
 if __name__ == '__main__':

@@ -120,6 +120,12 @@ def read_file(path: str, limit: Optional[int] = None, chunk_size: int = CHUNK_SI
         yield from read_chunks(fileobj, chunk_size, limit)
 
 
+def neither_file_nor_device(path: str) -> str:
+    """The one sentence for a path that is neither a regular file nor a block
+    device, which every module refuses in these words."""
+    return '%s is neither a regular file nor a block device.' % path
+
+
 def open_source(path: str) -> Tuple[BinaryIO, bool]:
     """The file or block device at ``path``, opened for reading; and whether
     it is a block device."""
@@ -129,7 +135,7 @@ def open_source(path: str) -> Tuple[BinaryIO, bool]:
         raise errors.OsimageError('Cannot verify %s: %s.' % (path, exc.strerror or exc))
     is_block = stat.S_ISBLK(st.st_mode)
     if not (stat.S_ISREG(st.st_mode) or is_block):
-        raise errors.OsimageError('Cannot verify %s: it is neither a regular file nor a block device.' % path)
+        raise errors.OsimageError('Cannot verify: %s' % neither_file_nor_device(path))
     try:
         return open(path, 'rb'), is_block
     except OSError as exc:

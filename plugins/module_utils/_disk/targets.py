@@ -441,21 +441,19 @@ def fsync_directory(directory: str) -> None:
 ALIGNMENT = 4096
 
 
-def dest_kind(dest: str, allow_block: bool = True) -> str:
-    """What is at ``dest``: 'absent', 'file' or 'block' (not with
-    ``allow_block=False``); anything else (a directory, a fifo) is refused,
-    the one way every module says so."""
+def stat_dest(dest: str) -> Tuple[str, int]:
+    """What is at ``dest``, from one stat: 'absent', 'file', 'block' or
+    'other' (a directory, a fifo: see ``not_file_or_device``), and its
+    st_size (0 when absent)."""
     try:
         st = os.stat(dest)
     except FileNotFoundError:
-        return 'absent'
+        return 'absent', 0
     if stat.S_ISREG(st.st_mode):
-        return 'file'
-    if allow_block and stat.S_ISBLK(st.st_mode):
-        return 'block'
-    raise errors.DestinationError(
-        'dest %s exists and is neither a regular file nor a block device. Give the path of a file to create or '
-        'replace, or of a block device.' % dest)
+        return 'file', st.st_size
+    if stat.S_ISBLK(st.st_mode):
+        return 'block', st.st_size
+    return 'other', st.st_size
 
 
 def check_parent(dest: str) -> str:
@@ -469,11 +467,20 @@ def check_parent(dest: str) -> str:
     return parent
 
 
-def is_block_device(path: str) -> bool:
-    try:
-        return stat.S_ISBLK(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return False
+def not_file_or_device(dest: str) -> errors.DestinationError:
+    """The refusal of a dest that is neither, the one way every module says so."""
+    return errors.DestinationError(
+        'dest %s Give the path of a file to create or replace, or of a block device.'
+        % stream.neither_file_nor_device(dest))
+
+
+def dest_kind(dest: str, allow_block: bool = True) -> str:
+    """What is at ``dest``: 'absent', 'file' or 'block' (not with
+    ``allow_block=False``); anything else (a directory, a fifo) is refused."""
+    kind = stat_dest(dest)[0]
+    if kind == 'other' or (kind == 'block' and not allow_block):
+        raise not_file_or_device(dest)
+    return kind
 
 
 def seek_size(path: str) -> int:

@@ -437,7 +437,7 @@ def check_src(src: str, dest: str) -> None:
     except OSError as exc:
         raise errors.DestinationError('Cannot read src %s: %s.' % (src, exc.strerror or exc))
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-        raise errors.DestinationError('src %s is neither a regular file nor a block device.' % src)
+        raise errors.DestinationError('src ' + stream.neither_file_nor_device(src))
     if os.path.exists(dest) and os.path.samefile(src, dest):
         raise errors.InvalidOptionsError('src and dest are the same file, %s; convert into another path.' % src)
 

@@ -382,7 +382,8 @@ def device(tmp_path, monkeypatch):
     """A file of DEVICE_SIZE bytes of 0xAA that image_fetch takes for a block device."""
     path = tmp_path / 'device'
     path.write_bytes(b'\xaa' * DEVICE_SIZE)
-    monkeypatch.setattr(targets, 'is_block_device', lambda dest: dest == str(path))
+    real_stat_dest = targets.stat_dest
+    monkeypatch.setattr(targets, 'stat_dest', lambda dest: ('block', 0) if dest == str(path) else real_stat_dest(dest))
     return path
 
 

@@ -23,7 +23,7 @@ import sys
 import pytest
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
-from ansible_collections.osimage.glance.plugins.module_utils import _verify
+from ansible_collections.osimage.glance.plugins.module_utils._trust import verification
 from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
@@ -213,7 +213,7 @@ def test_check_fits_names_both_sizes(device):
 
 def test_read_prefix_hashes_only_the_image_extent(device):
     device.write_bytes(DATA + b'\xaa' * (SIZE - len(DATA)))
-    rpass = stream.read_prefix(str(device), _verify.ReadPass(['sha256'], None), len(DATA))
+    rpass = stream.read_prefix(str(device), verification.ReadPass(['sha256'], None), len(DATA))
     digests = stream.Digests(['sha256'])
     digests.update(DATA)
     assert rpass.size == len(DATA) and rpass.hexdigests() == digests.hexdigests()
@@ -380,3 +380,13 @@ def test_dest_kind_names_files_and_absence_and_refuses_anything_else(tmp_path):
     assert targets.dest_kind(str(tmp_path / 'nothing')) == 'absent'
     with pytest.raises(errors.DestinationError, match='is neither a regular file nor a block device'):
         targets.dest_kind(str(tmp_path))
+
+
+def test_stat_dest_names_what_is_there_with_its_size_and_refuses_nothing(tmp_path):
+    (tmp_path / 'file').write_bytes(b'xyz')
+    assert targets.stat_dest(str(tmp_path / 'file')) == ('file', 3)
+    assert targets.stat_dest(str(tmp_path / 'nothing')) == ('absent', 0)
+    assert targets.stat_dest(str(tmp_path))[0] == 'other'
+    assert targets.not_file_or_device(str(tmp_path)).msg == (
+        'dest %s is neither a regular file nor a block device. Give the path of a file to create or replace, or of '
+        'a block device.' % tmp_path)

@@ -5,7 +5,7 @@
 # https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
-"""The shared one-pass verification (_verify) on real files, keys and
+"""The shared one-pass verification (_trust.verification) on real files, keys and
 certificates: what is checked before the data, what one read pass feeds,
 and how the results become one failure."""
 
@@ -23,7 +23,7 @@ from ansible_collections.osimage.glance.plugins.module_utils._disk import inspec
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 from ansible_collections.osimage.glance.plugins.module_utils._disk import targets
 from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
-from ansible_collections.osimage.glance.plugins.module_utils import _verify
+from ansible_collections.osimage.glance.plugins.module_utils._trust import verification as one_pass
 
 pytestmark = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='needs qemu-img (qemu-utils)')
 
@@ -38,7 +38,7 @@ def qcow2(tmp_path):
 
 
 def expectations(data, disk_format='qcow2', **props):
-    exp = _verify.Expectations()
+    exp = one_pass.Expectations()
     exp.digests = {'sha512': hashlib.sha512(data).hexdigest(), 'md5': hashlib.md5(data).hexdigest()}
     exp.size = len(data)
     exp.disk_format = disk_format
@@ -53,7 +53,7 @@ def store_with(pem):
 def test_one_pass_feeds_every_check_and_each_runs_in_its_own_consumer(qcow2, rsa_signer):
     data = qcow2.read_bytes()
     exp = expectations(data, **rsa_signer.properties(data, CERT_UUID, 'SHA-384'))
-    verification = _verify.Verification.prepare('disk', exp, list(_verify.CHECK_ORDER), store_with(rsa_signer.pem))
+    verification = one_pass.Verification.prepare('disk', exp, list(one_pass.CHECK_ORDER), store_with(rsa_signer.pem))
     rpass = verification.start(extra_algos=['sha256'])
     # size count + md5 + sha256 + sha384 + sha512 + the inspector
     assert len(rpass.consumers()) == 6
@@ -69,7 +69,7 @@ def test_one_pass_feeds_every_check_and_each_runs_in_its_own_consumer(qcow2, rsa
 def test_every_failed_check_is_one_sentence_and_one_entry(qcow2, rsa_signer):
     data = qcow2.read_bytes()
     exp = expectations(data + b'x', disk_format='raw', **rsa_signer.properties(b'other', CERT_UUID))
-    verification = _verify.Verification.prepare('disk', exp, list(_verify.CHECK_ORDER), store_with(rsa_signer.pem))
+    verification = one_pass.Verification.prepare('disk', exp, list(one_pass.CHECK_ORDER), store_with(rsa_signer.pem))
     rpass = stream.read_pass(str(qcow2), verification.start())
     with pytest.raises(errors.VerificationError) as failed:
         verification.evaluate(rpass, str(qcow2))
@@ -83,22 +83,22 @@ def test_what_needs_no_data_fails_in_prepare(qcow2, rsa_signer):
     data = qcow2.read_bytes()
     partial = expectations(data, img_signature='c2ln')
     with pytest.raises(errors.SignatureError, match='incomplete signature metadata'):
-        _verify.Verification.prepare('disk', partial, ['signature'], store_with(rsa_signer.pem))
+        one_pass.Verification.prepare('disk', partial, ['signature'], store_with(rsa_signer.pem))
     with pytest.raises(errors.SignatureError, match='the image is not signed'):
-        _verify.Verification.prepare('disk', expectations(data), ['signature'], store_with(rsa_signer.pem),
-                                     require_signature=True)
+        one_pass.Verification.prepare('disk', expectations(data), ['signature'], store_with(rsa_signer.pem),
+                                      require_signature=True)
     with pytest.raises(errors.FormatError, match=r'the format qcow2 is not in allowed_formats \(raw\)'):
-        _verify.Verification.prepare('disk', expectations(data), ['format'], store_with(rsa_signer.pem),
-                                     allowed_formats=['raw'])
+        one_pass.Verification.prepare('disk', expectations(data), ['format'], store_with(rsa_signer.pem),
+                                      allowed_formats=['raw'])
     weird = expectations(data)
     weird.digests['nosuchhash'] = '00'
     with pytest.raises(errors.IntegrityError, match='not supported'):
-        _verify.Verification.prepare('disk', weird, ['checksum'], store_with(rsa_signer.pem))
+        one_pass.Verification.prepare('disk', weird, ['checksum'], store_with(rsa_signer.pem))
 
 
 def test_unsigned_image_passes_when_no_signature_is_required(qcow2):
     data = qcow2.read_bytes()
-    verification = _verify.Verification.prepare('disk', expectations(data), ['signature'], _verify.certificate_store(None))
+    verification = one_pass.Verification.prepare('disk', expectations(data), ['signature'], one_pass.certificate_store(None))
     assert not verification.signed
     rpass = stream.read_pass(str(qcow2), verification.start())
     assert rpass.consumers() and rpass.inspection is None
@@ -118,7 +118,7 @@ def test_barbican_certificates_are_fetched_through_the_api():
         barbican = Barbican()
 
     with pytest.raises(errors.NotFoundError, match='Fetching certificate %s from Barbican: gone' % CERT_UUID):
-        _verify.certificate_store(Api()).get(CERT_UUID)
+        one_pass.certificate_store(Api()).get(CERT_UUID)
     assert fetched == [(CERT_UUID, 'Fetching certificate %s from Barbican' % CERT_UUID)]
 
 
@@ -148,7 +148,7 @@ def test_an_inspector_fed_nothing_cannot_decide():
 
 
 def test_read_pass_names_what_it_cannot_read(tmp_path):
-    rpass = _verify.ReadPass([], None)
+    rpass = one_pass.ReadPass([], None)
     with pytest.raises(errors.OsimageError, match='Cannot verify .*: No such file or directory.'):
         stream.read_pass(str(tmp_path / 'nope'), rpass)
     with pytest.raises(errors.OsimageError, match='neither a regular file nor a block device'):

@@ -6,7 +6,8 @@
 # SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
 
 """Verification in one read pass: checksums, the Glance image signature and
-the disk format together, shared by image_verify and image_fetch.
+the disk format together, shared by the verify and fetch jobs
+(``_jobs.verify``, ``_jobs.fetch``).
 
 A ``Verification`` is prepared before any data is read, so that everything
 that can fail without the data (incomplete signature metadata, an unusable
@@ -23,6 +24,8 @@ Private to the collection; not a public API.
 
 from __future__ import annotations
 
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
 from ansible_collections.osimage.glance.plugins.module_utils._disk import inspect
 from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
@@ -36,7 +39,7 @@ CHECK_ERRORS = (errors.IntegrityError, errors.SignatureError, errors.FormatError
 class Expectations(object):
     """What the data must be: from a Glance image or from the options."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.image = None
         self.digests = {}
         self.digest_origin = 'given'
@@ -45,7 +48,7 @@ class Expectations(object):
         self.signature_props = {}
 
     @classmethod
-    def from_image(cls, image, states=('active', 'deactivated')):
+    def from_image(cls, image: Dict[str, Any], states: Sequence[str] = ('active', 'deactivated')) -> 'Expectations':
         exp = cls()
         exp.image = image
         exp.digest_origin = 'Glance image %s' % image['id']
@@ -63,7 +66,7 @@ class Expectations(object):
         return exp
 
     @classmethod
-    def from_params(cls, params):
+    def from_params(cls, params: Dict[str, Any]) -> 'Expectations':
         exp = cls()
         if params['hash_algo'] and params['hash_value']:
             exp.digests[params['hash_algo'].lower()] = params['hash_value'].strip().lower()
@@ -73,7 +76,7 @@ class Expectations(object):
         exp.signature_props = dict((name, params[name]) for name in trust.SIGNATURE_PROPERTIES)
         return exp
 
-    def describe_image(self):
+    def describe_image(self) -> Optional[Dict[str, Any]]:
         if self.image is None:
             return None
         image = self.image
@@ -81,7 +84,7 @@ class Expectations(object):
                     size=image.get('size'))
 
 
-def certificate_store(api):
+def certificate_store(api: Any) -> trust.CertificateStore:
     """Certificates by reference; Barbican secrets are fetched through
     ``api`` (the user's own credentials) when there is one."""
     if api is None:
@@ -94,7 +97,7 @@ class ReadPass(object):
     """What one read of the data feeds: the digests (one thread each) and
     the format inspector (a thread of its own)."""
 
-    def __init__(self, algos, inspection):
+    def __init__(self, algos: Iterable[str], inspection: Optional[inspect.Inspection]) -> None:
         for algo in algos:
             stream.new_digest(algo)  # an unknown algorithm is refused before reading
         self.digests = stream.Digests(sorted(algos))
@@ -102,22 +105,22 @@ class ReadPass(object):
         self._inspect = inspection.consumer() if inspection is not None else None
 
     @property
-    def size(self):
+    def size(self) -> int:
         return self.digests.size
 
-    def consumers(self):
+    def consumers(self) -> List[Any]:
         """For ``stream.pump``, beside the pass's other consumers."""
         consumers = self.digests.consumers()
         if self._inspect is not None:
             consumers.append(self._inspect)
         return consumers
 
-    def finish(self):
+    def finish(self) -> None:
         """After the last chunk."""
         if self.inspection is not None:
             self.inspection.finish()
 
-    def hexdigests(self):
+    def hexdigests(self) -> Dict[str, str]:
         return self.digests.hexdigests()
 
 
@@ -129,8 +132,9 @@ class Verification(object):
     signature check ran and found the image unsigned (which passed).
     """
 
-    def __init__(self, what, exp, checks, signature=None, unsigned=False, trusted=False, allowed_formats=None,
-                 max_virtual_size=None):
+    def __init__(self, what: str, exp: Expectations, checks: Iterable[str], signature: Any = None,
+                 unsigned: bool = False, trusted: bool = False, allowed_formats: Optional[List[str]] = None,
+                 max_virtual_size: Optional[int] = None) -> None:
         self.what = what
         self.exp = exp
         self.checks = list(checks)
@@ -141,8 +145,10 @@ class Verification(object):
         self.max_virtual_size = max_virtual_size
 
     @classmethod
-    def prepare(cls, what, exp, checks, store, certificate_path=None, trusted_certificates=None,
-                require_signature=False, allowed_formats=None, max_virtual_size=None):
+    def prepare(cls, what: str, exp: Expectations, checks: Iterable[str], store: trust.CertificateStore,
+                certificate_path: Optional[str] = None, trusted_certificates: Optional[List[str]] = None,
+                require_signature: Any = False, allowed_formats: Optional[List[str]] = None,
+                max_virtual_size: Optional[int] = None) -> 'Verification':
         """Everything that can fail without the data fails here: unknown
         digest algorithms, the signature metadata and certificates (read
         and trust-checked now), a declared format that is not allowed."""
@@ -163,10 +169,10 @@ class Verification(object):
                    allowed_formats=allowed_formats, max_virtual_size=max_virtual_size)
 
     @property
-    def signed(self):
+    def signed(self) -> bool:
         return self.signature is not None
 
-    def start(self, extra_algos=(), what=None):
+    def start(self, extra_algos: Iterable[str] = (), what: Optional[str] = None) -> ReadPass:
         """A fresh ReadPass for one read of the data; ``extra_algos`` are
         digests the caller needs from the same pass."""
         algos = set(extra_algos)
@@ -179,7 +185,7 @@ class Verification(object):
             inspection = inspect.Inspection(what or self.what, self.exp.disk_format)
         return ReadPass(algos, inspection)
 
-    def compare_checksums(self, rpass, what=None):
+    def compare_checksums(self, rpass: ReadPass, what: Optional[str] = None) -> List[str]:
         """Size (when known) and every expected digest; returns the
         algorithms that matched or raises one IntegrityError for all
         mismatches."""
@@ -199,7 +205,7 @@ class Verification(object):
                                         check='checksum')
         return matched
 
-    def evaluate(self, rpass, path, qemu_img=None):
+    def evaluate(self, rpass: ReadPass, path: str, qemu_img: Any = None) -> Dict[str, Any]:
         """Judge a finished read pass over the file at ``path`` (qemu-img's
         cross-check reads it, and only once the inspector has passed it).
 
