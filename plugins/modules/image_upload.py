@@ -57,9 +57,28 @@ options:
     description:
       - C(present) creates or updates the image; C(absent) deletes every image with this name (and owner),
         or the image with I(id).
+      - C(deactivated) deactivates the existing image with this name (and owner) or I(id), as Glance's
+        deactivate does - its data can then not be downloaded (Glance answers 403) until it is reactivated -
+        and changes nothing else about it; an image that is deactivated already is unchanged. More than one
+        image of the name is an error that lists their ids.
+      - With C(present), an existing image that holds the content but is deactivated is an error unless
+        I(reactivate=true).
     type: str
-    choices: [present, absent]
+    choices: [present, absent, deactivated]
     default: present
+  reactivate:
+    description:
+      - With I(state=present), make a deactivated image that holds the content active again (Glance's
+        reactivate) instead of failing. Check mode and the diff show it as a change of C(status).
+    type: bool
+    default: false
+  hidden:
+    description:
+      - Whether the image is hidden from Glance's default image lists (C(os_hidden)); a hidden image can still
+        be used by id, and every lookup by name of this collection still finds it.
+      - The same as C(properties.os_hidden); give one of the two.
+      - Not given, the image's C(os_hidden) is left as it is.
+    type: bool
   filename:
     description:
       - Local file with the image data, for direct upload and I(import_method=glance-direct).
@@ -291,6 +310,20 @@ EXAMPLES = r'''
     name: old-image
     state: absent
     protected: false
+
+- name: Retire an image without deleting it (instances and volumes made from it keep working)
+  osimage.glance.image_upload:
+    cloud: mycloud
+    name: debian-12-202601
+    state: deactivated
+
+- name: Bring it back, hidden from default listings
+  osimage.glance.image_upload:
+    cloud: mycloud
+    name: debian-12-202601
+    filename: /var/lib/images/debian-12-202601.qcow2
+    reactivate: true
+    hidden: true
 '''
 
 RETURN = r'''
@@ -301,7 +334,7 @@ id:
   sample: 0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5
 image:
   description: The image as Glance shows it after the run (in check mode, as predicted).
-  returned: with state=present
+  returned: with state=present or state=deactivated
   type: dict
   sample: {"id": "0b4a7e6e-3d37-4a8f-9a52-3fd1d4a1a0a5", "status": "active", "os_hash_algo": "sha512"}
 transfer:
@@ -354,7 +387,9 @@ def main():
         argument_spec=dict(
             name=dict(type='str'),
             id=dict(type='str'),
-            state=dict(type='str', default='present', choices=['present', 'absent']),
+            state=dict(type='str', default='present', choices=['present', 'absent', 'deactivated']),
+            reactivate=dict(type='bool', default=False),
+            hidden=dict(type='bool'),
             filename=dict(type='path'),
             disk_format=dict(type='str'),
             container_format=dict(type='str', default='bare'),
@@ -388,7 +423,8 @@ def main():
         bounds=dict(timeout=(0, '0 means no limit'), min_disk=(0, 'GB'), min_ram=(0, 'MiB')),
         supports_check_mode=True,
     )
-    module.run(upload.ensure_absent if module.params['state'] == 'absent' else upload.ensure_present)
+    jobs = dict(present=upload.ensure_present, absent=upload.ensure_absent, deactivated=upload.ensure_deactivated)
+    module.run(jobs[module.params['state']])
 
 
 if __name__ == '__main__':

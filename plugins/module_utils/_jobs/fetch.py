@@ -369,6 +369,11 @@ def ensure_fetched(module: GlanceModule, api: GlanceAPI) -> Tuple[bool, Dict[str
     dest_type = 'block_device' if dest_stat[0] == 'block' else 'file'
     result = image_facts(image, dest, dest_type)
     result['removed_stale_temp'] = stale
+    if image.get('status') == 'deactivated':
+        raise errors.ImageStateError(
+            'Image %s (%s) is deactivated by its owner: Glance refuses to download its data. Reactivate it '
+            '(osimage.glance.image_upload with reactivate=true) or ask the owner to.'
+            % (image['id'], image.get('name')), status='deactivated')
     if image.get('status') != 'active':
         raise errors.ImageStateError(
             'Image %s (%s) is %s, not active: it has no data to fetch yet.'

@@ -485,6 +485,11 @@ class Uploader(object):
         # Before anything is created: Glance would refuse a bad key only in
         # the PATCH after the create, and leave a queued image behind.
         self.properties = metadata.check_properties(self.schema, params['properties'])
+        if params['hidden'] is not None:
+            if 'os_hidden' in self.properties:
+                raise errors.BadRequestError('Give hidden or properties.os_hidden, not both: they set the same '
+                                             'attribute of the image.')
+            self.properties['os_hidden'] = params['hidden']
         metadata.check_options(self.schema, dict((key, params[key]) for key in ('id', 'owner', 'tags')))
         metadata.check_boot_images(self.api, self.properties)
         if method in ('direct', 'glance-direct'):
@@ -532,12 +537,25 @@ class Uploader(object):
     def update_existing(self, image: dict, result_changed: bool = False) -> tuple[bool, dict]:
         ops = self.patch_ops(image)
         before = metadata.metadata_view(image, self.core)
+        reactivate = image.get('status') == 'deactivated'
+        if reactivate and not self.params['reactivate']:
+            raise errors.ImageStateError(
+                'Image %s (%s) holds this content but is deactivated: nobody can download it. Give '
+                'reactivate=true to make it active again, or state=deactivated to keep it so.'
+                % (image['id'], image.get('name')), image_id=image['id'], status='deactivated')
         if self.check_mode:
             after_image = metadata.apply_patch(image, ops)
         else:
             after_image = self.apply(image, ops, 'Updating the metadata of image %s' % image['id'])
-        changed = bool(ops) or result_changed
-        return changed, self.result(after_image, before)
+        if reactivate:
+            if not self.check_mode:
+                self.api.reactivate_image(image['id'], 'Reactivating image %s' % image['id'])
+            after_image = dict(after_image, status='active')
+        changed = bool(ops) or result_changed or reactivate
+        result = self.result(after_image, before)
+        if reactivate:
+            result['diff']['before']['status'], result['diff']['after']['status'] = 'deactivated', 'active'
+        return changed, result
 
     def result(self, image: dict | None, before: dict) -> dict:
         diff = dict(before=before, after=metadata.metadata_view(image, self.core) if image else dict(state='absent'))
@@ -732,6 +750,39 @@ class Uploader(object):
         result['diff']['after']['stores'] = sorted(split_stores(image.get('stores')))
         return changed, result
 
+    def ensure_deactivated(self) -> tuple[bool, dict]:
+        """The image named by id or name deactivated (its metadata is left
+        alone); one that is deactivated already is unchanged."""
+        self.load_schema()
+        params = self.params
+        if not params['name'] and not params['id']:
+            raise errors.BadRequestError('state=deactivated needs name or id.')
+        images = self.candidates()
+        if not images:
+            raise errors.NotFoundError(
+                'No image %s to deactivate is owned by project %s. Upload it first (state=present), or check '
+                'the name, id and owner.' % (params['id'] or repr(params['name']), self.owner))
+        if len(images) > 1:
+            ids = [image['id'] for image in images]
+            raise errors.AmbiguousImageError(
+                '%d images are named %r: %s. Give the id of the one to deactivate.'
+                % (len(ids), params['name'], ', '.join(ids)), image_ids=ids)
+        image = images[0]
+        status = image.get('status')
+        if status not in HAS_DATA:
+            raise errors.ImageStateError(
+                'Image %s is %s; Glance deactivates only active images (with data). Upload its data first.'
+                % (image['id'], status), image_id=image['id'], status=status)
+        before = dict(metadata.metadata_view(image, self.core), status=status)
+        changed = status == 'active'
+        if changed and not self.check_mode:
+            self.api.deactivate_image(image['id'], 'Deactivating image %s' % image['id'])
+            image = self.get_image(image['id'])
+        after_image = dict(image, status='deactivated')
+        return changed, dict(id=image['id'], image=after_image, deleted=[],
+                             diff=dict(before=before, after=dict(metadata.metadata_view(after_image, self.core),
+                                                                 status='deactivated')))
+
     def ensure_absent(self) -> tuple[bool, dict]:
         self.load_schema()
         params = self.params
@@ -776,6 +827,11 @@ def ensure_certificate(barbican: BarbicanAPI, name: str, pem: bytes, check_mode:
 def ensure_present(module: GlanceModule, api: GlanceAPI) -> tuple[bool, dict]:
     """``(changed, result)`` of making the image present as the module's options say."""
     return Uploader(module, api).ensure_present()
+
+
+def ensure_deactivated(module: GlanceModule, api: GlanceAPI) -> tuple[bool, dict]:
+    """``(changed, result)`` of deactivating the image the module's name or id names."""
+    return Uploader(module, api).ensure_deactivated()
 
 
 def ensure_absent(module: GlanceModule, api: GlanceAPI) -> tuple[bool, dict]:

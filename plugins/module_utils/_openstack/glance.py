@@ -179,6 +179,15 @@ class GlanceAPI(object):
                                  headers={'Content-Type': PATCH_CONTENT_TYPE})
         return response.json()
 
+    def deactivate_image(self, image_id: str, what: str) -> None:
+        """Deactivate an active image: its data can no longer be downloaded
+        (Glance answers 403) until it is reactivated; idempotent in Glance."""
+        self._request('POST', '/images/%s/actions/deactivate' % image_id, what, ok=(204,)).close()
+
+    def reactivate_image(self, image_id: str, what: str) -> None:
+        """Make a deactivated image active again."""
+        self._request('POST', '/images/%s/actions/reactivate' % image_id, what, ok=(204,)).close()
+
     def delete_image(self, image_id: str, what: str) -> None:
         """Delete an image; one that is gone already is fine."""
         self._request('DELETE', '/images/%s' % image_id, what, ok=(204, 404)).close()

@@ -409,6 +409,12 @@ class FakeGlance(object):
         self.request('PUT', '/images/%s/%s' % (image_id, 'stage' if stage else 'file'), what, data=body,
                      store=store)
 
+    def deactivate_image(self, image_id, what):
+        self.request('POST', '/images/%s/actions/deactivate' % image_id, what)
+
+    def reactivate_image(self, image_id, what):
+        self.request('POST', '/images/%s/actions/reactivate' % image_id, what)
+
     def import_image(self, image_id, body, what):
         self.request('POST', '/images/%s/import' % image_id, what, json=body)
 
@@ -519,6 +525,16 @@ class FakeGlance(object):
                 self.data[image['id']] = payload
                 return FakeResponse()
             self.store(image, payload, store or 'fast')
+            return FakeResponse()
+        if method == 'POST' and parts[2:] in (['actions', 'deactivate'], ['actions', 'reactivate']):
+            # Glance: only the owner (or an admin), only images with data.
+            if not self.owns(image):
+                raise errors.NotAuthorizedError('You are not authorized to complete %s action.' % parts[3],
+                                                status_code=403)
+            if image['status'] not in ('active', 'deactivated'):
+                raise errors.ConflictError('Not allowed to %s image in status %s' % (parts[3], image['status']),
+                                           status_code=409)
+            image['status'] = 'deactivated' if parts[3] == 'deactivate' else 'active'
             return FakeResponse()
         if method == 'POST' and parts[2] == 'import':
             if json['method']['name'] == 'glance-direct':

@@ -591,3 +591,12 @@ def test_negative_timeout_and_max_virtual_size_are_refused_before_anything(glanc
     assert result['msg'] == ('max_virtual_size is -2 but must be 0 or more (bytes); timeout is -1 but must be 0 or '
                              'more (0 means no limit). Nothing was done.')
     assert glance.downloads == 0 and not dest.exists()
+
+
+def test_a_deactivated_image_is_named_as_such_and_not_downloaded(glance, tmp_path, capsys):
+    glance.image = dict(IMAGE, status='deactivated')
+    dest = tmp_path / 'cirros.raw'
+    result = run_module({'image': 'cirros', 'dest': str(dest)}, capsys)
+    assert result['rc'] == 1 and result['status'] == 'deactivated'
+    assert 'is deactivated by its owner' in result['msg'] and 'reactivate=true' in result['msg']
+    assert glance.downloads == 0 and not dest.exists()

@@ -596,3 +596,49 @@ def test_web_download_needs_disk_format(glance, capsys):
     assert result['failed'] is True
     assert 'disk_format is required with import_method=web-download' in result['msg']
     assert changes(glance) == []
+
+
+def test_deactivated_in_four_steps_then_present_needs_reactivate(glance, tmp_path, capsys):
+    path, _data = make_file(tmp_path)
+    image_id = run_module(base(path), capsys)['id']
+    args = {'name': 'golden', 'state': 'deactivated'}
+    check = run_module(dict(args, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert check['changed'] is True and glance.images[image_id]['status'] == 'active'
+    assert (check['diff']['before']['status'], check['diff']['after']['status']) == ('active', 'deactivated')
+    real = run_module(args, capsys)
+    assert real['changed'] is True and glance.images[image_id]['status'] == 'deactivated'
+    assert run_module(dict(args, _ansible_check_mode=True), capsys)['changed'] is False
+    assert run_module(args, capsys)['changed'] is False
+    # present on the deactivated image: a clear failure, nothing changed
+    refused = run_module(base(path), capsys)
+    assert refused['rc'] == 1 and 'is deactivated' in refused['msg'] and 'reactivate=true' in refused['msg']
+    assert glance.images[image_id]['status'] == 'deactivated' and len(glance.images) == 1
+    check = run_module(base(path, reactivate=True, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert check['changed'] is True and check['diff']['after']['status'] == 'active'
+    assert glance.images[image_id]['status'] == 'deactivated'
+    back = run_module(base(path, reactivate=True), capsys)
+    assert back['changed'] is True and back['image']['status'] == 'active'
+    assert glance.images[image_id]['status'] == 'active' and len(glance.uploads()) == 1
+    assert run_module(base(path, reactivate=True), capsys)['changed'] is False
+
+
+def test_deactivated_needs_an_image_with_data(glance, capsys):
+    missing = run_module({'name': 'nothing', 'state': 'deactivated'}, capsys)
+    assert missing['rc'] == 1 and 'No image' in missing['msg'] and 'to deactivate' in missing['msg']
+    queued = glance.add(name='half')
+    result = run_module({'name': 'half', 'state': 'deactivated'}, capsys)
+    assert result['rc'] == 1 and 'is queued' in result['msg'] and glance.images[queued['id']]['status'] == 'queued'
+
+
+def test_hidden_sets_os_hidden_and_the_image_is_still_found(glance, tmp_path, capsys):
+    path, _data = make_file(tmp_path)
+    created = run_module(base(path, hidden=True), capsys)
+    assert created['changed'] is True and glance.images[created['id']]['os_hidden'] is True
+    # a hidden image is still "the image golden": no second upload
+    again = run_module(base(path, hidden=True), capsys)
+    assert again['changed'] is False and again['id'] == created['id'] and len(glance.images) == 1
+    shown = run_module(base(path, hidden=False, _ansible_diff=True), capsys)
+    assert shown['changed'] is True and glance.images[created['id']]['os_hidden'] is False
+    assert (shown['diff']['before']['os_hidden'], shown['diff']['after']['os_hidden']) == (True, False)
+    both = run_module(base(path, hidden=True, properties={'os_hidden': True}), capsys)
+    assert both['rc'] == 1 and 'Give hidden or properties.os_hidden, not both' in both['msg']
