@@ -168,7 +168,31 @@ options:
     choices: [direct, glance-direct, web-download, copy-image]
     default: direct
   uri:
-    description: URL Glance downloads the data from, for I(import_method=web-download).
+    description:
+      - URL Glance downloads the data from, for I(import_method=web-download).
+      - The image records it (property C(osimage_glance_uri)); another I(uri) for the same name is other content
+        and follows I(on_content_change), as a changed file does.
+    type: str
+  checksum:
+    description:
+      - The publisher's digest of the file at I(uri), as C(ALGO:HEX) with C(sha256), C(sha512) or C(md5).
+      - Glance never checks a publisher's digest, so the module does - the new image is imported C(private) and
+        hidden, its data is compared with the digest (Glance's multihash when it is of the same algorithm, else
+        the data read back from Glance once), and only then is it given its visibility and I(hidden). A mismatch
+        deletes the image and fails with both digests.
+      - The digest is recorded on the image (property C(osimage_glance_digest)); another digest for the same name
+        is other content and follows I(on_content_change).
+    type: str
+  checksum_url:
+    description:
+      - URL of a checksum file as distributions publish them (Debian's and Ubuntu's C(SHA256SUMS) and
+        C(SHA512SUMS), Fedora's and CentOS's C(CHECKSUM), PGP-signed or not), read before anything is created;
+        the entry for I(checksum_name) is the publisher's digest (as I(checksum)). Given with I(checksum), the
+        two must agree.
+    type: str
+  checksum_name:
+    description:
+      - The file name to look up in I(checksum_url). Defaults to the last path segment of I(uri).
     type: str
   stores:
     description:
@@ -304,6 +328,16 @@ EXAMPLES = r'''
     uri: https://download.cirros-cloud.net/0.6.2/cirros-0.6.2-x86_64-disk.img
     stores: [fast, slow]
 
+- name: Import Debian's image, proven against Debian's SHA512SUMS before anyone can see it
+  osimage.glance.image_upload:
+    cloud: mycloud
+    name: debian-12-genericcloud
+    disk_format: qcow2
+    import_method: web-download
+    uri: https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2
+    checksum_url: https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS
+    visibility: public
+
 - name: Delete a protected image
   osimage.glance.image_upload:
     cloud: mycloud
@@ -327,6 +361,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+published_digest:
+  description: The publisher's digest of a web-download (from I(checksum) or I(checksum_url)), as C(ALGO:HEX).
+  returned: with checksum or checksum_url
+  type: str
+proof:
+  description: How the imported data was proven to be the publisher's file (when this run imported it).
+  returned: when a web-download with a publisher's digest was imported
+  type: str
 id:
   description: Id of the image (C(null) after a delete or a predicted create).
   returned: always
@@ -405,6 +447,9 @@ def main():
             import_method=dict(type='str', default='direct',
                                choices=['direct', 'glance-direct', 'web-download', 'copy-image']),
             uri=dict(type='str'),
+            checksum=dict(type='str'),
+            checksum_url=dict(type='str'),
+            checksum_name=dict(type='str'),
             stores=dict(type='list', elements='str'),
             all_stores=dict(type='bool', default=False),
             all_stores_must_succeed=dict(type='bool', default=True),

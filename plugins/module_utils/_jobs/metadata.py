@@ -29,8 +29,9 @@ AMAZON_FORMATS = ('aki', 'ari', 'ami')
 MANAGED_ATTRIBUTES = ('name', 'visibility', 'min_disk', 'min_ram', 'protected', 'tags', 'owner')
 # Attributes Glance accepts only while the image has no data.
 QUEUED_ONLY_ATTRIBUTES = ('disk_format', 'container_format')
-# Property prefixes that are Glance's own or are bound to the data; never purged.
-RESERVED_PREFIXES = ('os_glance', 'img_signature', 'os_hash')
+# Property prefixes that are Glance's own, bound to the data, or this collection's record of where
+# the data came from (osimage_glance_uri/_digest); never purged.
+RESERVED_PREFIXES = ('os_glance', 'img_signature', 'os_hash', 'osimage_glance')
 
 
 # -- validation ---------------------------------------------------------------

@@ -29,12 +29,19 @@ from ansible_collections.osimage.glance.plugins.module_utils._jobs import metada
 from ansible_collections.osimage.glance.plugins.module_utils._module import GlanceModule
 from ansible_collections.osimage.glance.plugins.module_utils._openstack.barbican import BarbicanAPI
 from ansible_collections.osimage.glance.plugins.module_utils._openstack.glance import GlanceAPI
+from ansible_collections.osimage.glance.plugins.module_utils._trust import publisher
 from ansible_collections.osimage.glance.plugins.module_utils._trust import signature as trust
 
 # Glance's default multihash algorithm (``[DEFAULT] hashing_algorithm``).
 ALGO = 'sha512'
 IN_PROGRESS = ('saving', 'uploading', 'importing')
 HAS_DATA = ('active', 'deactivated')
+# Where a web-download import records what it imported: the URL and the
+# publisher's digest it was proven against (ALGO:HEX), for idempotent re-runs.
+SOURCE_URI_PROPERTY = 'osimage_glance_uri'
+SOURCE_DIGEST_PROPERTY = 'osimage_glance_digest'
+# Glance's visibility for an image created without one.
+GLANCE_DEFAULT_VISIBILITY = 'shared'
 # Bytes of the file the format inspector looks at before the upload.
 INSPECT_BYTES = 16 * 1024 * 1024
 
@@ -142,6 +149,9 @@ class Uploader(object):
         self.transfer = None
         self.signer = None
         self.certificate_id = None
+        # The publisher's digest of a web-download (checksum, checksum_url), and the proof.
+        self.published = None
+        self.proof = None
 
     # -- lookups ---------------------------------------------------------------
     def load_schema(self) -> None:
@@ -241,6 +251,12 @@ class Uploader(object):
         for key, value in self.properties.items():
             if value is not None:
                 body[key] = value
+        if params['import_method'] == 'web-download':
+            body[SOURCE_URI_PROPERTY] = params['uri']
+            if self.published is not None:
+                body[SOURCE_DIGEST_PROPERTY] = str(self.published)
+                # Nobody else sees it before its content is proven (prove_published).
+                body.update(visibility='private', os_hidden=True)
         body[claims.CLAIM_PROPERTY] = self.claim()
         return body
 
@@ -500,6 +516,12 @@ class Uploader(object):
             raise errors.BadRequestError('filename cannot be used with import_method=%s.' % method)
         if method == 'web-download' and not params['uri']:
             raise errors.BadRequestError('uri is required with import_method=web-download.')
+        if (params['checksum'] or params['checksum_url']) and method != 'web-download':
+            raise errors.BadRequestError('checksum and checksum_url are the publisher\'s digest of a web-download '
+                                         '(import_method=web-download); a local file is hashed here.')
+        if method == 'web-download' and (params['checksum'] or params['checksum_url']):
+            # Before anything is created: a bad digest or a checksum file without the entry fails here.
+            self.published = publisher.published_digest(params, timeout=min(params['timeout'] or 60, 60))
         if method == 'web-download' and not params['disk_format']:
             raise errors.BadRequestError('disk_format is required with import_method=web-download: Glance fetches '
                                          'the data, so its format cannot be detected here.')
@@ -524,6 +546,55 @@ class Uploader(object):
                 metadata.validate_metadata(self.schema, None, self.disk_format, params['container_format'])
             verdict = inspect_format(params['filename'], self.disk_format, self.st.st_size)
             self.detected_disk_format = formats_name(verdict['detected_format'])
+
+    # -- web-download -----------------------------------------------------------
+    def same_source(self, image: dict) -> bool:
+        """Whether ``image`` is the import of this uri (and publisher digest);
+        an image imported before the source was recorded counts by its name."""
+        recorded = image.get(SOURCE_URI_PROPERTY)
+        if recorded is None:
+            return True
+        if recorded != self.params['uri']:
+            return False
+        return self.published is None or image.get(SOURCE_DIGEST_PROPERTY) == str(self.published)
+
+    def glance_digest(self, image: dict, algo: str) -> str:
+        """The ``algo`` digest of the image's data: Glance's own when it has
+        that one, else of the data streamed back from Glance once."""
+        if image.get('os_hash_algo') == algo and image.get('os_hash_value'):
+            return image['os_hash_value']
+        if algo == 'md5' and image.get('checksum'):
+            return image['checksum']
+        digest = self.published.new_hash()
+        response = self.api.open_image_data(image, 'Reading image %s back to check it' % image['id'])
+        try:
+            stream.pump(self.deadline.guard(response.iter_content(stream.CHUNK_SIZE)), [digest.update])
+        finally:
+            response.close()
+        return digest.hexdigest()
+
+    def prove_published(self, image: dict, seen: set) -> dict:
+        """Compare the import with the publisher's digest; a mismatch deletes
+        the image (it was never visible to anyone else), a match publishes it
+        as the options say."""
+        ok, sentence = publisher.compare(self.published, self.glance_digest(image, self.published.algo),
+                                         'The data Glance downloaded from %s' % self.params['uri'])
+        if not ok:
+            if image['id'] not in seen:
+                self.stop_claim()
+                self.delete(image, 'its content is not what the publisher says')
+            raise errors.IntegrityError(
+                '%s. Image %s was deleted; nobody else could see it. Check uri, checksum and checksum_url.'
+                % (sentence, image['id']), image_id=image['id'], expected=str(self.published))
+        publish = []
+        visibility = self.params['visibility'] or GLANCE_DEFAULT_VISIBILITY
+        if image.get('visibility') != visibility:
+            publish.append(dict(op='replace', path='/visibility', value=visibility))
+        hidden = self.properties.get('os_hidden', False)
+        if image.get('os_hidden') != hidden:
+            publish.append(dict(op='replace', path='/os_hidden', value=hidden))
+        self.proof = sentence
+        return self.apply(image, publish, 'Publishing image %s' % image['id'])
 
     def ensure_present(self) -> tuple[bool, dict]:
         self.load_schema()
@@ -568,6 +639,10 @@ class Uploader(object):
             result['detected_disk_format'] = self.detected_disk_format
         if self.kept:
             result['kept_protected'] = self.kept
+        if self.published is not None:
+            result['published_digest'] = str(self.published)
+        if self.proof:
+            result['proof'] = self.proof
         for warning in self.warnings:
             self.module.warn(warning)
         return result
@@ -577,10 +652,20 @@ class Uploader(object):
         images = self.candidates()
         if params['import_method'] == 'web-download':
             with_data = [image for image in images if image.get('status') in HAS_DATA]
-            if with_data:
-                # The data is Glance's download of uri: the name identifies it.
-                return self.update_existing(with_data[-1])
-            return self.create_and_send(images, None, recheck)
+            same = [image for image in with_data if self.same_source(image)]
+            if same:
+                return self.update_existing(same[-1])
+            if with_data and (params['on_content_change'] == 'fail' or params['id']):
+                old = with_data[-1]
+                raise errors.IntegrityError(
+                    'Image %s (%s) was imported from %s (%s); now uri is %s (%s): other content. Set '
+                    'on_content_change=new to import another image with this name, or replace to import and then '
+                    'delete the old one.' % (old['id'], params['name'], old.get(SOURCE_URI_PROPERTY),
+                                             old.get(SOURCE_DIGEST_PROPERTY) or 'no publisher digest',
+                                             params['uri'], self.published or 'no publisher digest'),
+                    image_id=old['id'])
+            return self.create_and_send(images, with_data if params['on_content_change'] == 'replace' else None,
+                                        recheck)
 
         with_data = [image for image in images if image.get('status') in HAS_DATA]
         self.cached_digests()
@@ -682,6 +767,8 @@ class Uploader(object):
             started = time.monotonic()
             image = self.wait(self.get_image(target['id']), import_stores=True, stores=self.wanted_stores())
             self.transfer = dict(bytes=image.get('size'), seconds=round(time.monotonic() - started, 3))
+            if self.published is not None:
+                image = self.prove_published(image, seen)
         else:
             try:
                 image = self.send_file(target)
