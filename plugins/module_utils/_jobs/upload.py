@@ -42,6 +42,8 @@ SOURCE_URI_PROPERTY = 'osimage_glance_uri'
 SOURCE_DIGEST_PROPERTY = 'osimage_glance_digest'
 # Glance's visibility for an image created without one.
 GLANCE_DEFAULT_VISIBILITY = 'shared'
+# How often a web-download import that Glance reports failed is asked for.
+IMPORT_ATTEMPTS = 3
 # Bytes of the file the format inspector looks at before the upload.
 INSPECT_BYTES = 16 * 1024 * 1024
 
@@ -379,12 +381,13 @@ class Uploader(object):
             if status == 'queued' and import_stores and image.get('os_glance_failed_import'):
                 raise errors.ImageStateError(
                     'The import of image %s failed in store(s) %s; the image is queued without data.'
-                    % (image['id'], image['os_glance_failed_import']), image_id=image['id'])
+                    % (image['id'], image['os_glance_failed_import']), image_id=image['id'], reason='import failed')
             if self.params['timeout'] and self.deadline.elapsed() > self.params['timeout']:
                 raise errors.ImageStateError(
                     'Image %s is still %s after the timeout of %s seconds. It was not deleted: it may still '
                     'become active. Run again (the run resumes it) or raise timeout.'
-                    % (image['id'], status, self.params['timeout']), image_id=image['id'], status=status)
+                    % (image['id'], status, self.params['timeout']), image_id=image['id'], status=status,
+                    reason='timeout')
             time.sleep(delay)
             delay = min(delay * 1.5, 3.0)
             image = self.get_image(image['id'])
@@ -548,6 +551,35 @@ class Uploader(object):
             self.detected_disk_format = formats_name(verdict['detected_format'])
 
     # -- web-download -----------------------------------------------------------
+    def import_from_uri(self, target: dict, seen: set) -> dict:
+        """Have Glance download uri into ``target``: a failed import is asked
+        for again (IMPORT_ATTEMPTS in all; the data is Glance's to fetch, so
+        nothing is sent twice); when it still fails, or hangs past timeout, an
+        image this run created is deleted, so none is left stuck."""
+        params = self.params
+        action = 'Importing image %s from %s (web-download)' % (target['id'], params['uri'])
+        for attempt in range(1, IMPORT_ATTEMPTS + 1):
+            glance_call(action, self.api.import_image, target['id'],
+                        self.import_body('web-download', uri=params['uri']), action)
+            try:
+                return self.wait(self.get_image(target['id']), import_stores=True, stores=self.wanted_stores())
+            except errors.ImageStateError as exc:
+                if exc.details.get('reason') == 'import failed' and attempt < IMPORT_ATTEMPTS:
+                    continue
+                if target['id'] in seen:
+                    raise
+                self.stop_claim()
+                self.delete(target, 'its web-download did not complete')
+                if exc.details.get('reason') == 'timeout':
+                    exc.msg = ('Glance did not finish downloading %s into image %s within the timeout of %s '
+                               'seconds (the server may be stalled). The image, created by this run, was deleted; '
+                               'check uri or raise timeout.' % (params['uri'], target['id'], params['timeout']))
+                else:
+                    exc.msg += (' The import was asked for %d times. Image %s, created by this run, was deleted; '
+                                'check that Glance can reach uri.' % (attempt, target['id']))
+                raise
+        raise AssertionError('unreachable')
+
     def same_source(self, image: dict) -> bool:
         """Whether ``image`` is the import of this uri (and publisher digest);
         an image imported before the source was recorded counts by its name."""
@@ -761,11 +793,8 @@ class Uploader(object):
             ops.append(dict(op='replace' if key in target else 'add', path='/' + key, value=value))
         target = self.apply(target, ops, 'Setting the metadata of image %s' % target['id'])
         if params['import_method'] == 'web-download':
-            action = 'Importing image %s from %s (web-download)' % (target['id'], params['uri'])
-            glance_call(action, self.api.import_image, target['id'],
-                        self.import_body('web-download', uri=params['uri']), action)
             started = time.monotonic()
-            image = self.wait(self.get_image(target['id']), import_stores=True, stores=self.wanted_stores())
+            image = self.import_from_uri(target, seen)
             self.transfer = dict(bytes=image.get('size'), seconds=round(time.monotonic() - started, 3))
             if self.published is not None:
                 image = self.prove_published(image, seen)
