@@ -44,6 +44,7 @@ SOURCE_DIGEST_PROPERTY = 'osimage_glance_digest'
 GLANCE_DEFAULT_VISIBILITY = 'shared'
 # How often a web-download import that Glance reports failed is asked for.
 IMPORT_ATTEMPTS = 3
+IMPORT_RETRY_PAUSE = 2
 # Bytes of the file the format inspector looks at before the upload.
 INSPECT_BYTES = 16 * 1024 * 1024
 
@@ -553,32 +554,50 @@ class Uploader(object):
     # -- web-download -----------------------------------------------------------
     def import_from_uri(self, target: dict, seen: set) -> dict:
         """Have Glance download uri into ``target``: a failed import is asked
-        for again (IMPORT_ATTEMPTS in all; the data is Glance's to fetch, so
-        nothing is sent twice); when it still fails, or hangs past timeout, an
-        image this run created is deleted, so none is left stuck."""
+        for again (IMPORT_ATTEMPTS in all, after a pause in which Glance ends
+        the failed task; the data is Glance's to fetch, so nothing is sent
+        twice); when it still fails, or hangs past timeout, an image this run
+        created is deleted, so none is left stuck, and the message has what
+        Glance's import task said."""
         params = self.params
         action = 'Importing image %s from %s (web-download)' % (target['id'], params['uri'])
+        failure = None
         for attempt in range(1, IMPORT_ATTEMPTS + 1):
-            glance_call(action, self.api.import_image, target['id'],
-                        self.import_body('web-download', uri=params['uri']), action)
+            if attempt > 1:
+                self.pause(IMPORT_RETRY_PAUSE * (attempt - 1))
             try:
+                glance_call(action, self.api.import_image, target['id'],
+                            self.import_body('web-download', uri=params['uri']), action)
                 return self.wait(self.get_image(target['id']), import_stores=True, stores=self.wanted_stores())
+            except errors.ConflictError as exc:
+                failure = exc  # the previous attempt's task is not over yet
             except errors.ImageStateError as exc:
-                if exc.details.get('reason') == 'import failed' and attempt < IMPORT_ATTEMPTS:
-                    continue
-                if target['id'] in seen:
-                    raise
-                self.stop_claim()
-                self.delete(target, 'its web-download did not complete')
-                if exc.details.get('reason') == 'timeout':
-                    exc.msg = ('Glance did not finish downloading %s into image %s within the timeout of %s '
+                failure = exc
+                if exc.details.get('reason') != 'import failed':
+                    break
+        if target['id'] not in seen:
+            said = self.import_task_message(target['id'])
+            self.stop_claim()
+            self.delete(target, 'its web-download did not complete')
+            if failure.details.get('reason') == 'timeout':
+                failure.msg = ('Glance did not finish downloading %s into image %s within the timeout of %s '
                                'seconds (the server may be stalled). The image, created by this run, was deleted; '
                                'check uri or raise timeout.' % (params['uri'], target['id'], params['timeout']))
-                else:
-                    exc.msg += (' The import was asked for %d times. Image %s, created by this run, was deleted; '
+            else:
+                failure.msg += (' The import was asked for %d times. Image %s, created by this run, was deleted; '
                                 'check that Glance can reach uri.' % (attempt, target['id']))
-                raise
-        raise AssertionError('unreachable')
+            if said:
+                failure.msg += " Glance's import task said: %s" % said
+        raise failure
+
+    def import_task_message(self, image_id: str) -> str | None:
+        """The message of the image's last failed import task, if Glance tells."""
+        try:
+            tasks = self.api.list_image_tasks(image_id, 'Reading the import tasks of image %s' % image_id)
+        except errors.OsimageError:
+            return None  # older Glance, or the policy does not show them
+        failed = [task for task in tasks if task.get('status') == 'failure' and task.get('message')]
+        return failed[-1]['message'] if failed else None
 
     def same_source(self, image: dict) -> bool:
         """Whether ``image`` is the import of this uri (and publisher digest);

@@ -179,6 +179,10 @@ class GlanceAPI(object):
                                  headers={'Content-Type': PATCH_CONTENT_TYPE})
         return response.json()
 
+    def list_image_tasks(self, image_id: str, what: str) -> List[Dict[str, Any]]:
+        """The tasks of an image, such as its imports (image API 2.12 and later)."""
+        return self._get_json('/images/%s/tasks' % image_id, what).get('tasks', [])
+
     def deactivate_image(self, image_id: str, what: str) -> None:
         """Deactivate an active image: its data can no longer be downloaded
         (Glance answers 403) until it is reactivated; idempotent in Glance."""

@@ -88,4 +88,3 @@ def test_compare_says_both_digests_on_a_mismatch():
     assert publisher.compare(expected, SHA256.upper(), 'data')[0] is True
     ok, sentence = publisher.compare(expected, 'f' * 64, 'data')
     assert not ok and ('f' * 64) in sentence and SHA256 in sentence
-
