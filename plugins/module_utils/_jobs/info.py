@@ -144,8 +144,7 @@ def find_by_image(api: Any, name_or_id: str) -> List[Dict[str, Any]]:
             return [api.get_image(name_or_id, 'Reading image %s' % name_or_id)]
         except errors.NotFoundError:
             pass  # an image may be named like an id
-    return merge_sorted([api.list_images('Looking up image %r' % name_or_id, name=name_or_id, os_hidden=hidden)
-                         for hidden in query_hidden('include')], [])
+    return merge_sorted([api.list_images_hidden_too('Looking up image %r' % name_or_id, name=name_or_id)], [])
 
 
 def query(module: Any, api: Any) -> Dict[str, Any]:

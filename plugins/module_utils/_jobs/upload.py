@@ -180,10 +180,8 @@ class Uploader(object):
                 return []
             return [image]
         what = 'Looking up images named %r' % params['name']
-        # Glance lists either the hidden images (os_hidden=true) or the
-        # others, never both: an image hidden by an earlier run is found too.
-        images = (self.api.list_images(what, name=params['name'], owner=self.owner)
-                  + self.api.list_images(what, name=params['name'], owner=self.owner, os_hidden='true'))
+        # An image hidden by an earlier run is found too.
+        images = self.api.list_images_hidden_too(what, name=params['name'], owner=self.owner)
         gone = ('killed', 'deleted', 'pending_delete')
         return sorted((image for image in images if image.get('status') not in gone),
                       key=lambda image: (image.get('created_at') or '', image['id']))

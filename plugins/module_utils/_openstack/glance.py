@@ -142,6 +142,11 @@ class GlanceAPI(object):
             params = None
         return images[:max_images] if max_images else images
 
+    def list_images_hidden_too(self, what: str, **filters: Any) -> List[Dict[str, Any]]:
+        """The images matching the filters, hidden ones (os_hidden) after the
+        others: Glance lists hidden images only when asked for them alone."""
+        return self.list_images(what, **filters) + self.list_images(what, os_hidden='true', **filters)
+
     def find_image(self, name_or_id: str, **filters: Any) -> Dict[str, Any]:
         """An image by id, or by name when exactly one visible image has it
         (``filters`` go to the name listing, e.g. ``member_status='all'``),
@@ -152,11 +157,9 @@ class GlanceAPI(object):
                 return self._get_json('/images/%s' % name_or_id, what)
             except errors.NotFoundError:
                 pass  # an image may be named like a UUID
-        matches = self.list_images(what, name=name_or_id, **filters)
-        if 'os_hidden' not in filters:
-            # Glance lists hidden images (os_hidden) only when asked for them alone; a
-            # hidden image is still "the image X", and with a visible X makes X ambiguous.
-            matches += self.list_images(what, name=name_or_id, os_hidden='true', **filters)
+        # A hidden image is still "the image X", and with a visible X makes X ambiguous.
+        matches = (self.list_images(what, name=name_or_id, **filters) if 'os_hidden' in filters
+                   else self.list_images_hidden_too(what, name=name_or_id, **filters))
         if not matches:
             raise errors.NotFoundError(
                 'No image with name or id %r is visible to this project in %s. Check the name, the '

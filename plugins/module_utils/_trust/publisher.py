@@ -17,13 +17,13 @@ Private to the collection; not a public API.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 from typing import Any, Optional, Tuple
 from urllib.parse import urlsplit, unquote
 
 from ansible_collections.osimage.glance.plugins.module_utils import _errors as errors
+from ansible_collections.osimage.glance.plugins.module_utils._disk import stream
 
 # Algorithm names and the length of their hex digests.
 ALGOS = {'md5': 32, 'sha1': 40, 'sha224': 56, 'sha256': 64, 'sha384': 96, 'sha512': 128}
@@ -46,7 +46,7 @@ class Digest(object):
         return '%s:%s' % (self.algo, self.hex)
 
     def new_hash(self) -> Any:
-        return hashlib.new(self.algo)
+        return stream.new_digest(self.algo)
 
 
 def _algo_name(text: str) -> str:

@@ -378,12 +378,14 @@ class FakeGlance(object):
             found.sort(key=lambda image, key=key: str(image.get(key)), reverse=direction == 'desc')
         return found[:limit] if limit else found
 
+    def list_images_hidden_too(self, what, **filters):
+        return self.list_images(what, **filters) + self.list_images(what, os_hidden='true', **filters)
+
     def find_image(self, name_or_id, **filters):
         self.lookups += 1
         if name_or_id in self.images and self.visible(self.images[name_or_id]):
             return dict(self.images[name_or_id])
-        matches = (self.list_images('', name=name_or_id, **filters)
-                   + self.list_images('', name=name_or_id, os_hidden='true', **filters))
+        matches = self.list_images_hidden_too('', name=name_or_id, **filters)
         if len(matches) != 1:
             raise errors.NotFoundError('No image with name or id %r is visible to this project (%d found)'
                                        % (name_or_id, len(matches)))
